@@ -1,0 +1,62 @@
+"""Wall time of the same quick sweep on three executors, and each one's ratio to local.
+
+    python benchmarks/executors.py [--experiment linear-double-descent] [--json]
+
+Executors: local with 1 worker (in process), local with 2 worker processes, and Ray on a
+local instance with 2 CPUs (its start-up is timed separately and not counted: a cluster
+is started once and reused). Every sweep writes to a fresh in-memory store, so nothing is
+reused between executors; the cells are checked to be identical across executors.
+Timings are wall-clock on whatever machine runs this; on a shared machine they are noisy.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+
+def _timed_sweep(experiment: str, executor, workers: int) -> tuple[float, list]:
+    from petridish.lab.sweep import run_sweep
+    t0 = time.perf_counter()
+    res = run_sweep(experiment, quick=True, store="memory", workers=workers, executor=executor, progress=False)
+    return time.perf_counter() - t0, res.cells
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--experiment", default="linear-double-descent")
+    ap.add_argument("--json", action="store_true", help="print one JSON document")
+    args = ap.parse_args(argv)
+
+    import ray
+
+    from petridish.lab.executors.ray import RayExecutor
+
+    rows = {}
+    rows["local, 1 worker"], ref = _timed_sweep(args.experiment, "local", 1)
+    rows["local, 2 workers"], cells2 = _timed_sweep(args.experiment, "local", 2)
+    t0 = time.perf_counter()
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    ray_start = time.perf_counter() - t0
+    try:
+        rows["ray local, 2 CPUs"], cells3 = _timed_sweep(args.experiment, RayExecutor(), 1)
+    finally:
+        ray.shutdown()
+    same = all([a.metrics for a in ref] == [b.metrics for b in other] for other in (cells2, cells3))
+    base = rows["local, 1 worker"]
+    out = {"experiment": args.experiment, "cells": len(ref), "identical_cells": same,
+           "ray_startup_s": ray_start,
+           "executors": {k: {"wall_s": v, "ratio_to_local": v / base} for k, v in rows.items()}}
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"{args.experiment} --quick: {len(ref)} cells; cells identical across executors: {same}")
+        print(f"{'executor':<20} {'wall (s)':>9} {'÷ local':>8}")
+        for k, v in rows.items():
+            print(f"{k:<20} {v:9.2f} {v / base:8.2f}")
+        print(f"(Ray start-up, not counted: {ray_start:.1f} s)")
+    return out
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""The app factory: ``create_app(settings)`` wires the database, the scorer, templates and routers.
+
+Run one server process per database (the scorer's Ladder lock is in-process); uvicorn's
+``--workers`` > 1 is not supported.
+"""
+from __future__ import annotations
+
+import threading
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from petridish.ctf.db import default_url, make_engine, make_sessionmaker
+from petridish.ctf.routers import admin, competitors, leaderboard, pages, submissions, tasks
+from petridish.ctf.scoring import Scorer
+from petridish.ctf.settings import Settings
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+def create_app(settings: Settings) -> FastAPI:
+    data_dir = Path(settings.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.db_url or default_url(data_dir))
+    make_session = make_sessionmaker(engine)
+    scorer = Scorer(settings, make_session)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        scorer.start()        # resumes queued/running submissions first
+        yield
+        scorer.stop()
+
+    app = FastAPI(title="petridish CTF referee", lifespan=lifespan)
+    app.state.settings, app.state.engine, app.state.make_session = settings, engine, make_session
+    app.state.scorer, app.state.write_lock = scorer, threading.Lock()
+    app.state.templates = Jinja2Templates(directory=str(TEMPLATES))
+    for module in (tasks, competitors, submissions, leaderboard, admin, pages):
+        app.include_router(module.router)
+    _error_handlers(app)
+    return app
+
+
+def _error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError):
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"][1:]) or str(err["loc"][0])
+        got = err.get("input")
+        got_text = "nothing" if got is None else repr(got)[:80]
+        return JSONResponse({"detail": f"The '{where}' field of {request.method} {request.url.path} "
+                                       f"is invalid: {err['msg']}. Got {got_text}."}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException):
+        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = f"There is no route {request.method} {request.url.path[:100]}."
+        elif exc.status_code == 405:
+            detail = f"The route {request.url.path[:100]} does not accept {request.method}."
+        return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)

@@ -1,0 +1,1 @@
+"""One router per resource: tasks, competitors, submissions, leaderboard, admin, pages."""

@@ -1,0 +1,98 @@
+"""Server-rendered HTML pages (Jinja2, autoescaped): tasks, a task, leaderboards, your submissions.
+
+A competitor logs in on /login with their API token; it is kept in an HttpOnly, SameSite=Strict
+cookie and checked exactly like the API's bearer token.
+"""
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from petridish.ctf import storage
+from petridish.ctf.db import Submission, Task
+from petridish.ctf.deps import competitor_from_token, get_db
+from petridish.ctf.views import (is_closed, private_leaderboard, public_leaderboard,
+                                 submission_dict, task_dict)
+
+router = APIRouter(tags=["pages"], include_in_schema=False)
+COOKIE = "ctf_token"
+
+
+def _render(request: Request, template: str, status: int = 200, **ctx) -> HTMLResponse:
+    return request.app.state.templates.TemplateResponse(request, template, ctx, status_code=status)
+
+
+def _task_or_404(request: Request, session: Session, name: str):
+    task = session.scalar(select(Task).where(Task.name == name)) if storage.NAME_RE.match(name) else None
+    if task is None:
+        return None, _render(request, "error.html", 404, title="No such task",
+                             message=f"There is no task named {name[:64]!r}.")
+    return task, None
+
+
+@router.get("/", response_class=HTMLResponse)
+def task_list(request: Request, session: Session = Depends(get_db)):
+    tasks = [task_dict(t) for t in session.scalars(select(Task).order_by(Task.id))]
+    return _render(request, "tasks.html", title="Tasks", tasks=tasks)
+
+
+@router.get("/tasks/{name}", response_class=HTMLResponse)
+def task_page(name: str, request: Request, session: Session = Depends(get_db)):
+    task, err = _task_or_404(request, session, name)
+    return err or _render(request, "task.html", title=task.name, task=task_dict(task))
+
+
+@router.get("/tasks/{name}/leaderboard", response_class=HTMLResponse)
+def leaderboard_page(name: str, request: Request, session: Session = Depends(get_db)):
+    task, err = _task_or_404(request, session, name)
+    if err:
+        return err
+    return _render(request, "leaderboard.html", title=f"{task.name}: public leaderboard",
+                   task=task_dict(task), rows=public_leaderboard(session, task), board="public")
+
+
+@router.get("/tasks/{name}/private", response_class=HTMLResponse)
+def private_page(name: str, request: Request, session: Session = Depends(get_db)):
+    task, err = _task_or_404(request, session, name)
+    if err:
+        return err
+    if not is_closed(task):
+        return _render(request, "error.html", 403, title="Private leaderboard not yet revealed",
+                       message=f"The private leaderboard of {task.name} is revealed after the task "
+                               f"closes ({task_dict(task)['closes_at']}).")
+    return _render(request, "leaderboard.html", title=f"{task.name}: private leaderboard",
+                   task=task_dict(task), rows=private_leaderboard(session, task), board="private")
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request):
+    return _render(request, "login.html", title="Log in", error=None)
+
+
+@router.post("/login")
+def login(request: Request, token: str = Form(""), session: Session = Depends(get_db)):
+    if competitor_from_token(session, token.strip()) is None:
+        return _render(request, "login.html", 401, title="Log in",
+                       error="That token is not valid. Use the token `petridish ctf register` printed.")
+    resp = RedirectResponse("/me", status_code=303)
+    resp.set_cookie(COOKIE, token.strip(), httponly=True, samesite="strict", max_age=30 * 86400)
+    return resp
+
+
+@router.post("/logout")
+def logout():
+    resp = RedirectResponse("/", status_code=303)
+    resp.delete_cookie(COOKIE)
+    return resp
+
+
+@router.get("/me", response_class=HTMLResponse)
+def my_page(request: Request, session: Session = Depends(get_db)):
+    comp = competitor_from_token(session, request.cookies.get(COOKIE))
+    if comp is None:
+        return _render(request, "login.html", 401, title="Log in", error=None)
+    rows = session.execute(select(Submission, Task).join(Task, Task.id == Submission.task_id)
+                           .where(Submission.competitor_id == comp.id).order_by(Submission.id.desc()))
+    subs = [submission_dict(s, t) for s, t in rows]
+    return _render(request, "submissions.html", title=f"Submissions of {comp.name}",
+                   competitor=comp.name, submissions=subs)

@@ -1,0 +1,80 @@
+"""Submissions: upload an ONNX model (validated, stored durably, queued), list and read your own."""
+import hashlib
+
+from fastapi import APIRouter, Depends, HTTPException, Request, UploadFile
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from petridish.ctf import storage
+from petridish.ctf.db import Competitor, Submission, Task
+from petridish.ctf.deps import current_competitor, get_db, get_task
+from petridish.ctf.validate import Refused, Signature, validate_model
+from petridish.ctf.views import is_open, iso, submission_dict, submissions_today
+
+router = APIRouter(prefix="/api", tags=["submissions"])
+
+
+@router.post("/tasks/{name}/submissions", status_code=202)
+def submit(request: Request, file: UploadFile, task: Task = Depends(get_task),
+                 comp: Competitor = Depends(current_competitor),
+                 session: Session = Depends(get_db)) -> dict:
+    state = request.app.state
+    st = state.settings
+    _check_open(task)
+    _check_limit(session, task, comp)
+    task_id, task_name, comp_id = task.id, task.name, comp.id
+    signature = Signature(task.input_dim, task.n_outputs)
+    session.rollback()    # hand the connection back while the file is validated and written
+    data = file.file.read(st.max_model_bytes + 1)
+    try:
+        validate_model(data, signature=signature,
+                       max_bytes=st.max_model_bytes, opset_min=st.opset_min, opset_max=st.opset_max)
+    except Refused as exc:
+        raise HTTPException(413 if len(data) > st.max_model_bytes else 422, str(exc))
+    file_name = storage.new_model_name()
+    # durable before scored: the file is fsynced, then the row is committed, then queued
+    path = storage.model_path(st.data_dir, file_name)
+    storage.write_durably(path, data)
+    try:
+        with state.write_lock:
+            _check_limit(session, task, comp)
+            sub = Submission(task_id=task_id, competitor_id=comp_id, file_name=file_name,
+                             sha256=hashlib.sha256(data).hexdigest(), size=len(data), status="queued")
+            session.add(sub)
+            session.commit()
+    except BaseException:
+        path.unlink(missing_ok=True)     # no row, no file
+        raise
+    state.scorer.enqueue(sub.id)
+    return {"id": sub.id, "task": task_name, "status": "queued", "created_at": iso(sub.created_at)}
+
+
+def _check_open(task: Task) -> None:
+    if not is_open(task):
+        raise HTTPException(403, f"Submissions to {task.name!r} must arrive between its opening "
+                                 f"({iso(task.opens_at)}) and closing ({iso(task.closes_at)}). It is not open now.")
+
+
+def _check_limit(session: Session, task: Task, comp: Competitor) -> None:
+    if submissions_today(session, task, comp) >= task.daily_limit:
+        raise HTTPException(429, f"Submissions to {task.name!r} are limited to {task.daily_limit} per "
+                                 "competitor per UTC day. You have reached the limit; try again tomorrow.")
+
+
+@router.get("/submissions")
+def my_submissions(task: str | None = None, comp: Competitor = Depends(current_competitor),
+                   session: Session = Depends(get_db)) -> list[dict]:
+    q = select(Submission, Task).join(Task, Task.id == Submission.task_id).where(
+        Submission.competitor_id == comp.id)
+    if task is not None:
+        q = q.where(Task.name == task)
+    return [submission_dict(s, t) for s, t in session.execute(q.order_by(Submission.id))]
+
+
+@router.get("/submissions/{sid}")
+def my_submission(sid: int, comp: Competitor = Depends(current_competitor),
+                  session: Session = Depends(get_db)) -> dict:
+    sub = session.get(Submission, sid)
+    if sub is None or sub.competitor_id != comp.id:   # someone else's looks exactly like none
+        raise HTTPException(404, f"The submission id must be one of your own submissions. Got {sid}.")
+    return submission_dict(sub, session.get(Task, sub.task_id))

@@ -1,0 +1,49 @@
+"""Typed settings of the referee (pydantic-settings, environment prefix ``PETRIDISH_CTF_``).
+
+The admin secret is required: there is no placeholder default. Every other setting has a
+safe default and can be given as an environment variable, e.g. ``PETRIDISH_CTF_DAILY_LIMIT=5``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from petridish.errors import PetridishError
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PETRIDISH_CTF_", extra="ignore")
+
+    admin_secret: SecretStr = Field(min_length=16, description="required; at least 16 characters")
+    db_url: str | None = None                  # None: sqlite:///<data_dir>/ctf.sqlite (WAL)
+    data_dir: Path = Path("petridish-ctf")     # task arrays and submitted models live here
+    max_model_bytes: int = Field(default=5 * 2**20, gt=0)     # upload cap, bytes
+    opset_min: int = Field(default=13, ge=1)   # allowed range of the ai.onnx opset
+    opset_max: int = Field(default=23, ge=1)
+    daily_limit: int = Field(default=20, gt=0)  # default submissions per competitor per task per UTC day
+    decimals: int = Field(default=5, ge=0, le=10)    # default rounding of displayed scores
+    score_timeout_s: float = Field(default=30.0, gt=0)   # wall clock per scoring
+    score_memory_mb: int = Field(default=2048, gt=64)    # RLIMIT_AS of the scoring process
+    score_cpu_s: int = Field(default=60, gt=0)            # RLIMIT_CPU of the scoring process
+    scoring_workers: int = Field(default=2, gt=0)         # scoring processes at a time
+    max_arrays_bytes: int = Field(default=512 * 2**20, gt=0)   # admin task upload cap
+    batch_size: int = Field(default=1024, gt=0)           # rows per onnxruntime call
+
+
+def load_settings(**overrides) -> Settings:
+    """Settings from the environment plus explicit overrides; a missing secret is one clear line."""
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "settings"
+        if field == "admin_secret" and first["type"] == "missing":
+            raise PetridishError("The CTF referee needs an admin secret: set the environment variable "
+                                 "PETRIDISH_CTF_ADMIN_SECRET to a random string of at least 16 "
+                                 "characters (e.g. `python -c 'import secrets; print(secrets.token_urlsafe())'`).") from None
+        raise PetridishError(f"The '{field}' setting of the CTF referee is invalid: {first['msg']}. "
+                             f"Got {first.get('input')!r}." if field != "admin_secret" else
+                             f"The 'admin_secret' setting of the CTF referee is invalid: {first['msg']}.") from None

@@ -1,0 +1,1 @@
+"""Helpers for the double-descent and benign-overfitting experiments (not experiments themselves)."""

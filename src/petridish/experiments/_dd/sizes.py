@@ -1,0 +1,43 @@
+"""The model-size axis shared by the arms of the double-descent experiment.
+
+Every arm sweeps the same ``width`` list (the MNIST-1D notebook's 19 widths by default)
+and maps a width to its own natural size, so one sweep axis serves all arms:
+
+* mlp / epochs: the hidden width of a d_in→w→w→classes ReLU MLP;
+* rf / ridge: p = ⌈params_mlp(w) / classes⌉ random features, i.e. a random-features
+  model with as many trainable parameters as the MLP of width w (threshold p = n);
+* samples: n = ⌈params_mlp(w) / 50⌉ training samples for a fixed linear model (threshold n = d).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+# unique(round(geomspace(2, 300, 20))): the widths of MNIST-1D's double-descent notebook (19)
+WIDTHS = [int(w) for w in np.unique(np.round(np.geomspace(2, 300, 20)).astype(int))]
+D_IN, CLASSES, DEPTH = 40, 10, 2
+
+
+def mlp_params(width: int, *, d_in: int = D_IN, classes: int = CLASSES, depth: int = DEPTH) -> int:
+    """Trainable parameters (weights + biases) of the d_in→w^depth→classes MLP."""
+    sizes = [d_in] + [width] * depth + [classes]
+    return sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+
+
+def rf_features(width: int) -> int:
+    """Random features matched to the MLP's parameter count (readout has classes·p weights)."""
+    return max(1, math.ceil(mlp_params(width) / CLASSES))
+
+
+def samples_n(width: int) -> int:
+    """Training-set size of the sample-wise arm for this point of the sweep."""
+    return max(2, math.ceil(mlp_params(width) / 50))
+
+
+def mlp_threshold_width(n_train: int) -> float:
+    """Width (real) at which params_mlp(w) = n_train·classes: the interpolation threshold."""
+    # params = w² + (d_in + 1 + 1 + classes)·w + classes for depth 2
+    b = D_IN + 2 + CLASSES
+    c = CLASSES - n_train * CLASSES
+    return (-b + math.sqrt(b * b - 4 * c)) / 2

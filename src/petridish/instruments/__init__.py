@@ -1,0 +1,20 @@
+"""Instruments that measure trained PyTorch models: norms and margins, Hessian spectra,
+sharpness/flatness, effective dimension. All randomness is seeded; nothing mutates the model."""
+from petridish.instruments.effective_dim import (effective_dimension, hessian_effective_dimension,
+                                                 min_norm_dof, ridge_dof)
+from petridish.instruments.hessian import (HVP, SpectralDensity, TraceEstimate, hessian_trace,
+                                           hvp_operator, spectral_density, top_eigenvalues)
+from petridish.instruments.lanczos import EigResult, eigsh, lanczos
+from petridish.instruments.norms import (frobenius_norms, margin_normalized_complexity, margins,
+                                         norm_measures, path_norm, spectral_complexity, spectral_norm,
+                                         spectral_norms, weight_matrices)
+from petridish.instruments.sharpness import epsilon_sharpness, noise_increase, pac_bayes_sigma
+
+__all__ = [
+    "HVP", "SpectralDensity", "TraceEstimate", "EigResult",
+    "hvp_operator", "top_eigenvalues", "hessian_trace", "spectral_density", "eigsh", "lanczos",
+    "frobenius_norms", "spectral_norm", "spectral_norms", "path_norm", "margins", "spectral_complexity",
+    "margin_normalized_complexity", "norm_measures", "weight_matrices",
+    "epsilon_sharpness", "noise_increase", "pac_bayes_sigma",
+    "effective_dimension", "hessian_effective_dimension", "ridge_dof", "min_norm_dof",
+]

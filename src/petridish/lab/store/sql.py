@@ -1,0 +1,181 @@
+"""The SQLAlchemy store: SQLite (WAL) by default, any SQLAlchemy URL accepted."""
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Any, Iterable
+
+from sqlalchemy import (Column, Float, Integer, MetaData, String, Table, Text, create_engine,
+                        event, select, update)
+from sqlalchemy.engine import Engine
+
+from petridish.errors import PetridishError
+from petridish.lab.experiment import Cell
+from petridish.lab.store.base import RunRecord, Store
+
+_meta = MetaData()
+runs_t = Table(
+    "runs", _meta,
+    Column("id", String(64), primary_key=True),
+    Column("experiment", String(128), nullable=False, index=True),
+    Column("config", Text, nullable=False),
+    Column("seeds", Text, nullable=False),
+    Column("provenance", Text, nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("created", Float, nullable=False),
+    Column("wall_time", Float, nullable=False),
+    Column("n_cells", Integer, nullable=False),
+)
+run_keys_t = Table(
+    "run_keys", _meta,
+    Column("run_id", String(64), primary_key=True),
+    Column("pos", Integer, primary_key=True),
+    Column("key", String(64), nullable=False, index=True),
+)
+cells_t = Table(
+    "cells", _meta,
+    Column("key", String(64), primary_key=True),
+    Column("experiment", String(128), nullable=False),
+    Column("params", Text, nullable=False),
+    Column("seed", Integer, nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("metrics", Text, nullable=False),
+    Column("error", Text),
+    Column("wall_time", Float, nullable=False),
+    Column("peak_mem_mb", Float, nullable=False),
+    Column("run_id", String(64)),
+)
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, allow_nan=True)
+
+
+def store_url(target: str | None) -> str:
+    """A SQLAlchemy URL from ``--store``: a URL as is; a directory or *.db path as SQLite."""
+    if target is None or target == "":
+        target = os.environ.get("PETRIDISH_STORE", "petridish-runs")
+    if "://" in target:
+        return target
+    path = target if target.endswith((".db", ".sqlite", ".sqlite3")) else os.path.join(target, "petridish.db")
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    return "sqlite:///" + os.path.abspath(path)
+
+
+class SQLStore(Store):
+    def __init__(self, url: str | None = None):
+        self.url = store_url(url)
+        try:
+            self.engine: Engine = create_engine(self.url, future=True)
+        except Exception as e:
+            raise PetridishError(
+                f"The '--store' option must be a SQLAlchemy URL or a directory. Got {url!r} ({e}).") from None
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        try:
+            _meta.create_all(self.engine)
+        except Exception as e:
+            raise PetridishError(f"Could not open the results store at {self.url}: {e}") from None
+
+    # runs -------------------------------------------------------------------------------
+    def create_run(self, run: RunRecord, keys: list[str]) -> None:
+        with self.engine.begin() as c:
+            exists = c.execute(select(runs_t.c.id).where(runs_t.c.id == run.id)).first()
+            if exists:
+                c.execute(update(runs_t).where(runs_t.c.id == run.id).values(
+                    status=run.status, provenance=_dumps(run.provenance)))
+                return
+            c.execute(runs_t.insert().values(
+                id=run.id, experiment=run.experiment, config=_dumps(run.config), seeds=_dumps(run.seeds),
+                provenance=_dumps(run.provenance), status=run.status, created=run.created,
+                wall_time=run.wall_time, n_cells=len(keys)))
+            if keys:
+                c.execute(run_keys_t.insert(), [{"run_id": run.id, "pos": i, "key": k} for i, k in enumerate(keys)])
+
+    def add_run_keys(self, run_id: str, keys: list[str]) -> None:
+        with self.engine.begin() as c:
+            have = {r[0] for r in c.execute(select(run_keys_t.c.key).where(run_keys_t.c.run_id == run_id))}
+            n = len(have)
+            new = [k for k in dict.fromkeys(keys) if k not in have]
+            if new:
+                c.execute(run_keys_t.insert(),
+                          [{"run_id": run_id, "pos": n + i, "key": k} for i, k in enumerate(new)])
+                c.execute(update(runs_t).where(runs_t.c.id == run_id).values(n_cells=n + len(new)))
+
+    def update_run(self, run_id, *, status=None, wall_time=None, provenance=None) -> None:
+        values: dict[str, Any] = {}
+        if status is not None:
+            values["status"] = status
+        if wall_time is not None:
+            values["wall_time"] = float(wall_time)
+        if provenance is not None:
+            values["provenance"] = _dumps(provenance)
+        if values:
+            with self.engine.begin() as c:
+                c.execute(update(runs_t).where(runs_t.c.id == run_id).values(**values))
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        with self.engine.connect() as c:
+            row = c.execute(select(runs_t).where(runs_t.c.id == run_id)).first()
+            if row is None and len(run_id) >= 4:
+                rows = c.execute(select(runs_t).where(runs_t.c.id.startswith(run_id, autoescape=True))).all()
+                row = rows[0] if len(rows) == 1 else None
+        return _run(row) if row is not None else None
+
+    def list_runs(self, experiment: str | None = None) -> list[RunRecord]:
+        q = select(runs_t).order_by(runs_t.c.created.desc())
+        if experiment:
+            q = q.where(runs_t.c.experiment == experiment)
+        with self.engine.connect() as c:
+            return [_run(r) for r in c.execute(q)]
+
+    def run_keys(self, run_id: str) -> list[str]:
+        with self.engine.connect() as c:
+            rows = c.execute(select(run_keys_t.c.key).where(run_keys_t.c.run_id == run_id)
+                             .order_by(run_keys_t.c.pos))
+            return [r[0] for r in rows]
+
+    # cells ------------------------------------------------------------------------------
+    def put_cells(self, cells: Iterable[Cell]) -> None:
+        cells = list(cells)
+        if not cells:
+            return
+        with self.engine.begin() as c:
+            keys = [x.key for x in cells]
+            c.execute(cells_t.delete().where(cells_t.c.key.in_(keys)))
+            c.execute(cells_t.insert(), [{
+                "key": x.key, "experiment": x.experiment, "params": _dumps(x.params), "seed": int(x.seed),
+                "status": x.status, "metrics": _dumps(x.metrics), "error": x.error,
+                "wall_time": float(x.wall_time), "peak_mem_mb": float(x.peak_mem_mb), "run_id": x.run_id,
+            } for x in cells])
+
+    def get_cells(self, keys: Iterable[str]) -> dict[str, Cell]:
+        keys = list(dict.fromkeys(keys))
+        out: dict[str, Cell] = {}
+        with self.engine.connect() as c:
+            for i in range(0, len(keys), 500):       # stay under SQLite's bound-parameter limit
+                for r in c.execute(select(cells_t).where(cells_t.c.key.in_(keys[i:i + 500]))):
+                    out[r.key] = Cell(r.key, r.experiment, json.loads(r.params), r.seed, r.status,
+                                      json.loads(r.metrics), r.error, r.wall_time, r.peak_mem_mb, r.run_id)
+        return out
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _run(r) -> RunRecord:
+    return RunRecord(r.id, r.experiment, json.loads(r.config), json.loads(r.seeds), json.loads(r.provenance),
+                     r.status, r.created, r.wall_time, r.n_cells)
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")   # WAL + NORMAL survives a killed process
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+_ = math  # NaN/inf metrics round-trip through json with allow_nan

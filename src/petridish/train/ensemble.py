@@ -1,0 +1,209 @@
+"""``train_ensemble``: K members of one architecture trained in one vectorized pass.
+
+Member k is exactly what ``train(model_fn(seeds[k]), x, y[k], seed=data_seeds[k], ...)``
+would produce (same init, same minibatch order, same arithmetic up to float rounding),
+with its own lr / momentum / weight decay / init scale / labels if given per member.
+Engines: "fast" (stacked-weights MLP, hand-written backward), "vmap" (torch.func) and
+"loop" (per-member functional_call; for recurrent modules). "auto" picks the first that
+applies.
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import nn
+
+from petridish.errors import check_choice, check_number, invalid
+from petridish.models.registry import build_model
+from petridish.train.batches import batch_slices, epoch_orders
+from petridish.train.config import check_data, eval_points, make_config, per_member
+from petridish.train.evaluate import evaluate
+from petridish.train.fast_mlp import FastMLPEngine, supports_fast
+from petridish.train.func_engines import LoopEngine, VmapEngine
+from petridish.train.loop import _check_eval_sets
+from petridish.train.results import EnsembleResult
+from petridish.train.schedules import lr_multiplier
+from petridish.train.stacked_optim import StackedOptimizer
+
+OWNER = "train_ensemble"
+PATHS = ("auto", "fast", "vmap", "loop")
+
+
+def train_ensemble(model_fn: Callable[[int], nn.Module] | str, x: torch.Tensor, y: torch.Tensor, *,
+                   seeds: Sequence[int], lr: float | Sequence[float], weight_decay: Any = 0.0,
+                   momentum: Any = 0.0, init_scale: Any = 1.0, optimizer: str = "sgd",
+                   batch_size: int | None = None, steps: int | None = None, epochs: int | None = None,
+                   loss: str = "ce", schedule: str = "constant", warmup_fraction: float = 0.05,
+                   target_loss: float | None = None,
+                   eval_sets: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
+                   eval_every: int | None = None, betas: Sequence[float] = (0.9, 0.999),
+                   eps: float = 1e-8, data_seeds: Sequence[int] | None = None,
+                   model_kwargs: dict[str, Any] | None = None, path: str = "auto") -> EnsembleResult:
+    """Train K = len(seeds) models together.
+
+    * ``model_fn(seed) -> nn.Module`` builds member k from ``seeds[k]``; or a model name
+      for ``build_model`` with ``model_kwargs`` (d_in/d_out default to the data's).
+    * ``lr``, ``weight_decay``, ``momentum``, ``init_scale``: a scalar or one value per
+      member. ``init_scale`` multiplies every initial weight tensor (not biases).
+    * ``y``: (n,) / (n, k) shared, or (K, n) / (K, n, k) per member (e.g. each member its
+      own label-noise draw). Eval sets accept the same two layouts.
+    * ``data_seeds`` (default ``seeds``): member k's minibatch order is that of
+      ``train(seed=data_seeds[k])``.
+    * Other arguments as in :func:`petridish.train.train`. A member whose minibatch loss
+      is non-finite is marked diverged and frozen; one whose loss is <= ``target_loss``
+      is frozen with its step count; the others go on untouched.
+    """
+    t0 = time.perf_counter()
+    if isinstance(seeds, int) or not isinstance(seeds, (list, tuple, range)) or len(seeds) < 1:
+        raise invalid("seeds", OWNER, "a non-empty sequence of ints", seeds)
+    seeds = [check_number(s, "seeds", OWNER, kind=int, low=0) for s in seeds]
+    k = len(seeds)
+    data_seeds = seeds if data_seeds is None else list(data_seeds)
+    if len(data_seeds) != k:
+        raise invalid("data_seeds", OWNER, f"a sequence of {k} ints (one per member)", data_seeds)
+    data_seeds = [check_number(s, "data_seeds", OWNER, kind=int, low=0) for s in data_seeds]
+    check_data(x, y, OWNER, per_member=k)
+    n = x.shape[0]
+    y_stacked = y.shape[0] != n          # (K, n, ...) per member; (n, ...) shared
+    cfg = make_config(OWNER, n=n, optimizer=optimizer, loss=loss, batch_size=batch_size, steps=steps,
+                      epochs=epochs, schedule=schedule, warmup_fraction=warmup_fraction,
+                      target_loss=target_loss, eval_every=eval_every, betas=betas, eps=eps)
+    lrs = per_member(lr, "lr", OWNER, k, low=0, low_open=True)
+    moms = per_member(momentum, "momentum", OWNER, k, low=0, high=1, high_open=True)
+    wds = per_member(weight_decay, "weight_decay", OWNER, k, low=0)
+    scales = per_member(init_scale, "init_scale", OWNER, k, low=0)
+    check_choice(path, "path", OWNER, PATHS)
+    eval_sets = _check_eval_sets(eval_sets, OWNER, members=k)
+
+    build = _builder(model_fn, x, y, y_stacked, cfg.loss, model_kwargs)
+    models = [_scaled(build(s), float(c)) for s, c in zip(seeds, scales)]
+    engine, used = _engine(models, cfg.loss, path)
+    opt = StackedOptimizer(engine.params, kind=cfg.optimizer, lr=lrs, momentum=moms,
+                           weight_decay=wds, betas=cfg.betas, eps=cfg.eps)
+
+    history = torch.full((k, cfg.steps), math.nan, dtype=torch.float64)
+    active = torch.ones(k, dtype=torch.bool)
+    diverged = torch.zeros(k, dtype=torch.bool)
+    reached = torch.zeros(k, dtype=torch.bool)
+    done = torch.zeros(k, dtype=torch.int64)
+    points = set(eval_points(cfg.steps, cfg.eval_every))
+    evals: dict[str, dict[str, list[torch.Tensor]]] = {name: {} for name in eval_sets}
+    eval_steps: list[int] = []
+    batches = _batch_stream(x, y, y_stacked, cfg.batch_size, data_seeds)
+    all_active = True
+    last = recorded = 0
+    for step in range(cfg.steps):
+        xb, yb, xs = next(batches)
+        loss_k, grads = engine.loss_and_grads(xb, yb, x_stacked=xs, y_stacked=xs or y_stacked)
+        loss64 = loss_k.to(torch.float64)
+        history[:, step] = torch.where(active, loss64, math.nan)
+        recorded = step + 1
+        stop = ~torch.isfinite(loss64)
+        if cfg.target_loss is not None:
+            hit = loss64 <= cfg.target_loss
+            reached |= active & hit & ~stop
+            stop |= hit
+        stop &= active
+        if bool(stop.any()):
+            diverged |= stop & ~torch.isfinite(loss64)
+            active &= ~stop
+            all_active = False
+        if not bool(active.any()):
+            break
+        mult = lr_multiplier(cfg.schedule, step, cfg.steps, warmup_fraction=cfg.warmup_fraction)
+        opt.step(grads, mult, None if all_active else active)
+        done += active.to(torch.int64)
+        last = step + 1
+        if last in points and eval_sets:
+            _record(engine, eval_sets, cfg.loss, k, evals, eval_steps, last)
+    if eval_sets and (not eval_steps or eval_steps[-1] != last):
+        _record(engine, eval_sets, cfg.loss, k, evals, eval_steps, last)
+    params, buffers = engine.export()
+    return EnsembleResult(
+        params=params, buffers=buffers, loss_history=history[:, :recorded],
+        steps=done, diverged=diverged, reached_target=reached,
+        steps_to_target=torch.where(reached, done, torch.full_like(done, -1)),
+        seeds=seeds, path=used, eval_steps=eval_steps,
+        eval_history={s: {m: torch.stack(v, dim=1) for m, v in d.items()} for s, d in evals.items()},
+        wall_time=time.perf_counter() - t0, _build=lambda i: build(seeds[i]))
+
+
+def _builder(model_fn, x, y, y_stacked, loss, model_kwargs) -> Callable[[int], nn.Module]:
+    if isinstance(model_fn, str):
+        kw = dict(model_kwargs or {})
+        kw.setdefault("d_in", int(x[0].numel()))
+        if "d_out" not in kw:
+            if loss == "ce" or not y.is_floating_point():
+                kw["d_out"] = int(y.max()) + 1
+            else:
+                kw["d_out"] = 1 if y.dim() == (2 if y_stacked else 1) else int(y.shape[-1])
+        name = model_fn
+        return lambda s: build_model(name, seed=s, **kw)
+    if not callable(model_fn):
+        raise invalid("model_fn", OWNER, "a callable seed -> nn.Module or a model name", model_fn)
+    if model_kwargs:
+        raise invalid("model_kwargs", OWNER, "None when model_fn is a callable", model_kwargs)
+    return model_fn
+
+
+def _scaled(model: nn.Module, scale: float) -> nn.Module:
+    if not isinstance(model, nn.Module):
+        raise invalid("model_fn", OWNER, "a callable returning a torch.nn.Module", type(model).__name__)
+    if scale != 1.0:
+        scale_weights(model, scale)
+    return model
+
+
+@torch.no_grad()
+def scale_weights(model: nn.Module, scale: float) -> nn.Module:
+    """Multiply every parameter whose name ends in ``weight...`` (not biases) by ``scale``."""
+    for name, p in model.named_parameters():
+        if name.rsplit(".", 1)[-1].startswith("weight"):
+            p.mul_(scale)
+    return model
+
+
+def _engine(models: list[nn.Module], loss: str, path: str):
+    arch = [tuple((n, tuple(p.shape)) for n, p in m.state_dict().items()) for m in models]
+    if any(a != arch[0] for a in arch):
+        raise invalid("model_fn", OWNER, "a builder whose models all share one architecture",
+                      "members with different parameter shapes")
+    if path == "fast" or (path == "auto" and supports_fast(models[0])):
+        if not supports_fast(models[0]):
+            raise invalid("path", OWNER, "'fast' only for petridish MLP/Linear models", path)
+        return FastMLPEngine(models, loss), "fast"
+    recurrent = any(isinstance(m, nn.RNNBase) for m in models[0].modules())
+    if path == "loop" or (path == "auto" and recurrent):
+        return LoopEngine(models, loss), "loop"
+    return VmapEngine(models, loss), "vmap"
+
+
+def _batch_stream(x, y, y_stacked, batch_size, data_seeds):
+    """Yields (xb, yb, stacked). Full batch: the shared data itself. Minibatches: each
+    epoch gathers x and y in every member's order once, then yields views (K, B, ...)."""
+    n, k = x.shape[0], len(data_seeds)
+    if batch_size is None:
+        while True:
+            yield x, y, False
+    gens = [torch.Generator().manual_seed(s) for s in data_seeds]
+    slices = batch_slices(n, batch_size)
+    while True:
+        order = epoch_orders(n, gens)                            # (K, n)
+        xe = x.index_select(0, order.reshape(-1)).reshape(k, n, *x.shape[1:])
+        if y_stacked:
+            idx = order.reshape(k, n, *([1] * (y.dim() - 2))).expand(k, n, *y.shape[2:])
+            ye = y.gather(1, idx)
+        else:
+            ye = y.index_select(0, order.reshape(-1)).reshape(k, n, *y.shape[1:])
+        for s in slices:
+            yield xe[:, s], ye[:, s], True
+
+
+def _record(engine, eval_sets, loss, k, evals, eval_steps, done) -> None:
+    eval_steps.append(done)
+    for name, (ex, ey) in eval_sets.items():
+        for metric, v in evaluate(engine.forward, ex, ey, loss, members=k).items():
+            evals[name].setdefault(metric, []).append(v)

@@ -1,0 +1,144 @@
+"""Fast path for ensembles of MLPs: stacked weights (K, in, out), batched matmuls and a
+hand-written backward pass (no autograd, no vmap), so one step of K models costs a few
+dozen tensor ops whatever K is.
+
+Forward per layer l: z = h W_l + b_l (torch.baddbmm), h = σ(z). Backward: for softmax
+cross-entropy dz = (softmax(z) − onehot(y)) / B; for MSE (``F.mse_loss``, mean over
+batch and outputs) dz = 2(z − t) / (B·C); then dW = hᵀ dz, db = Σ_batch dz,
+dh = dz Wᵀ and the activation's derivative.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from petridish.train.losses import mse_target
+
+FAST_ACTIVATIONS = ("relu", "tanh", "identity", "gelu")
+
+
+def supports_fast(model: nn.Module) -> bool:
+    """True for models exposing ``fast_layers()`` (petridish MLP / Linear) with a supported
+    activation and plain nn.Linear layers, all trainable."""
+    if not hasattr(model, "fast_layers"):
+        return False
+    layers, act = model.fast_layers()
+    return act in FAST_ACTIVATIONS and all(type(l) is nn.Linear for l in layers) and \
+        all(p.requires_grad for p in model.parameters()) and not list(model.buffers())
+
+
+class FastMLPEngine:
+    def __init__(self, models: list[nn.Module], loss: str):
+        layer_lists = [m.fast_layers()[0] for m in models]
+        self.act = models[0].fast_layers()[1]
+        self.loss = loss
+        self.n_layers = len(layer_lists[0])
+        self.has_bias = layer_lists[0][0].bias is not None
+        with torch.no_grad():
+            # (K, in, out) so that h @ W needs no transpose in the hot loop
+            self.W = [torch.stack([ls[l].weight.detach().T for ls in layer_lists]).contiguous()
+                      for l in range(self.n_layers)]
+            self.b = [torch.stack([ls[l].bias.detach() for ls in layer_lists]).unsqueeze(1).contiguous()
+                      if self.has_bias else None for l in range(self.n_layers)]
+        self.params = [t for l in range(self.n_layers) for t in ((self.W[l], self.b[l]) if self.has_bias
+                                                                  else (self.W[l],))]
+        self._neg1 = torch.tensor(-1.0)
+
+    # -- forward -----------------------------------------------------------------------
+    def _layer(self, h: torch.Tensor, l: int) -> torch.Tensor:
+        if h.dim() == 2:                                   # shared inputs (n, d) -> (K, n, out)
+            z = torch.matmul(h, self.W[l])
+            return z.add_(self.b[l]) if self.has_bias else z
+        if self.has_bias:
+            return torch.baddbmm(self.b[l], h, self.W[l])
+        return torch.bmm(h, self.W[l])
+
+    def _act(self, z: torch.Tensor) -> torch.Tensor:
+        if self.act == "relu":
+            return torch.relu_(z)
+        if self.act == "tanh":
+            return torch.tanh_(z)
+        if self.act == "gelu":
+            return F.gelu(z)
+        return z
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (c, d) shared or (K, c, d) -> (K, c, d_out)."""
+        h = x.flatten(1) if x.dim() == 2 else x
+        for l in range(self.n_layers):
+            h = self._layer(h, l)
+            if l < self.n_layers - 1:
+                h = self._act(h)
+        return h
+
+    # -- loss and gradients ---------------------------------------------------------------
+    @torch.no_grad()
+    def loss_and_grads(self, xb: torch.Tensor, yb: torch.Tensor, *, x_stacked: bool,
+                       y_stacked: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """xb (B, d) shared or (K, B, d) stacked; yb (B,)/(B, k) shared or (K, B)/(K, B, k).
+        Returns the per-member mean loss (K,) and gradients aligned with ``self.params``."""
+        xb = xb.flatten(2) if x_stacked else xb.flatten(1)
+        hs = [xb]                                          # inputs to each layer
+        pre = []                                           # pre-activations (gelu only)
+        h = xb
+        for l in range(self.n_layers):
+            z = self._layer(h, l)
+            if l < self.n_layers - 1:
+                if self.act == "gelu":
+                    pre.append(z)
+                h = self._act(z) if self.act != "gelu" else F.gelu(z)
+                hs.append(h)
+            else:
+                h = z
+        z = h                                              # (K, B, C)
+        k, b, c = z.shape
+        if not y_stacked:
+            yb = yb.unsqueeze(0).expand(k, *yb.shape)
+        if self.loss == "ce":
+            lsm = torch.log_softmax(z, dim=-1)
+            yi = yb.unsqueeze(-1)                          # (K, B, 1)
+            loss = -lsm.gather(-1, yi).mean(dim=(1, 2))    # (K,)
+            dz = lsm.exp_()
+            dz.scatter_add_(-1, yi, self._neg1.expand(yi.shape))
+            dz.mul_(1.0 / b)
+        else:
+            t = mse_target(yb.reshape(k * b, *yb.shape[2:]), c).reshape(k, b, c)
+            diff = z - t
+            loss = diff.pow(2).mean(dim=(1, 2))
+            dz = diff.mul_(2.0 / (b * c))
+        grads: list[torch.Tensor] = [None] * len(self.params)   # type: ignore[list-item]
+        step = 2 if self.has_bias else 1
+        for l in range(self.n_layers - 1, -1, -1):
+            h_in = hs[l]
+            if h_in.dim() == 2:
+                gw = torch.matmul(h_in.T, dz)              # (d, B) @ (K, B, out) -> (K, d, out)
+            else:
+                gw = torch.bmm(h_in.transpose(1, 2), dz)
+            grads[step * l] = gw
+            if self.has_bias:
+                grads[step * l + 1] = dz.sum(dim=1, keepdim=True)
+            if l > 0:
+                dh = torch.bmm(dz, self.W[l].transpose(1, 2))
+                dz = self._act_backward(dh, hs[l], pre[l - 1] if pre else None)
+        return loss, grads
+
+    def _act_backward(self, dh, h, z):
+        if self.act == "relu":
+            return torch.ops.aten.threshold_backward(dh, h, 0)
+        if self.act == "tanh":
+            return torch.ops.aten.tanh_backward(dh, h)
+        if self.act == "gelu":
+            return torch.ops.aten.gelu_backward(dh, z)
+        return dh
+
+    # -- export ----------------------------------------------------------------------------
+    def export(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Stacked params under the model's own names ("layers.{l}.weight" is (K, out, in))."""
+        out: dict[str, torch.Tensor] = {}
+        for l in range(self.n_layers):
+            out[f"layers.{l}.weight"] = self.W[l].transpose(1, 2).contiguous()
+            if self.has_bias:
+                out[f"layers.{l}.bias"] = self.b[l].squeeze(1).contiguous()
+        return out, {}

@@ -1,0 +1,81 @@
+"""Tiny ONNX models built with onnx.helper (no torch export needed), shared by the CTF tests."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+
+def _model(nodes, inits, *, input_dim, out_dim, opset=17, extra_opsets=(), batch="batch",
+           in_type=TensorProto.FLOAT):
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("input", in_type, [batch, input_dim])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", out_dim])],
+        initializer=inits)
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset), *extra_opsets],
+                          producer_name="petridish-tests")
+    m.ir_version = 8
+    return m
+
+
+def linear(weight: np.ndarray, bias: np.ndarray | None = None, **kw) -> bytes:
+    """output = input @ weight + bias; weight (input_dim, out_dim)."""
+    weight = np.asarray(weight, np.float32)
+    bias = np.zeros(weight.shape[1], np.float32) if bias is None else np.asarray(bias, np.float32)
+    nodes = [helper.make_node("MatMul", ["input", "W"], ["h"]), helper.make_node("Add", ["h", "b"], ["output"])]
+    inits = [numpy_helper.from_array(weight, "W"), numpy_helper.from_array(bias, "b")]
+    return _model(nodes, inits, input_dim=weight.shape[0], out_dim=weight.shape[1], **kw).SerializeToString()
+
+
+def hanging(input_dim: int, out_dim: int, trips: int = 10**15) -> bytes:
+    """A Loop with a huge trip count whose (zeroed) result is added to a linear output."""
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+         helper.make_node("Add", ["v_in", "one"], ["v_out"])], "body",
+        [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+         helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("v_in", TensorProto.FLOAT, [])],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("v_out", TensorProto.FLOAT, [])],
+        initializer=[numpy_helper.from_array(np.array(1.0, np.float32), "one")])
+    nodes = [helper.make_node("Loop", ["M", "cond", "v0"], ["v"], body=body),
+             helper.make_node("MatMul", ["input", "W"], ["h"]),
+             helper.make_node("Mul", ["v", "zero"], ["vz"]),
+             helper.make_node("Add", ["h", "vz"], ["output"])]
+    inits = [numpy_helper.from_array(np.array(trips, np.int64), "M"),
+             numpy_helper.from_array(np.array(True), "cond"),
+             numpy_helper.from_array(np.array(0.0, np.float32), "v0"),
+             numpy_helper.from_array(np.array(0.0, np.float32), "zero"),
+             numpy_helper.from_array(np.ones((input_dim, out_dim), np.float32), "W")]
+    return _model(nodes, inits, input_dim=input_dim, out_dim=out_dim).SerializeToString()
+
+
+def memory_hog(input_dim: int, out_dim: int, gib: int = 64) -> bytes:
+    """Allocates a (gib * 2**28,) float tensor at run time, then adds its (zero) sum."""
+    nodes = [helper.make_node("ConstantOfShape", ["shape"], ["big"],
+                              value=numpy_helper.from_array(np.array([0.0], np.float32))),
+             helper.make_node("ReduceSum", ["big"], ["s"], keepdims=0),
+             helper.make_node("MatMul", ["input", "W"], ["h"]),
+             helper.make_node("Add", ["h", "s"], ["output"])]
+    inits = [numpy_helper.from_array(np.array([gib * 2**28], np.int64), "shape"),
+             numpy_helper.from_array(np.ones((input_dim, out_dim), np.float32), "W")]
+    return _model(nodes, inits, input_dim=input_dim, out_dim=out_dim).SerializeToString()
+
+
+def custom_domain(input_dim: int, out_dim: int) -> bytes:
+    nodes = [helper.make_node("Evil", ["input"], ["output"], domain="com.example")]
+    m = _model(nodes, [], input_dim=input_dim, out_dim=out_dim,
+               extra_opsets=[helper.make_opsetid("com.example", 1)])
+    return m.SerializeToString()
+
+
+def external_data(input_dim: int, out_dim: int, location: str = "../../etc/passwd") -> bytes:
+    """A linear model whose weight claims to live in an external file."""
+    m = onnx.load_model_from_string(linear(np.ones((input_dim, out_dim))))
+    w = m.graph.initializer[0]
+    w.ClearField("raw_data")
+    w.data_location = TensorProto.EXTERNAL
+    for k, v in (("location", location), ("offset", "0"), ("length", str(4 * input_dim * out_dim))):
+        e = w.external_data.add()
+        e.key, e.value = k, v
+    return m.SerializeToString()

@@ -1,0 +1,28 @@
+"""infinite-width on a reduced quick config: the signatures of the NTK limit."""
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from petridish.experiments.infinite_width import EXPERIMENT
+from petridish.lab.experiment import Cell
+
+
+def test_wide_networks_approach_their_ntk():
+    cfg = EXPERIMENT.config({"width": [16, 128, 1024]}, quick=True)
+    cells = [Cell(f"k{i}", EXPERIMENT.name, p, s, "done", EXPERIMENT.run(p, s))
+             for i, (p, s) in enumerate(EXPERIMENT.grid(cfg, seeds=range(2)))]
+    v = EXPERIMENT.analyze(cells).values
+    # (a) empirical NTK at init -> analytic NTK like width^-1/2
+    assert -0.8 < v["ntk_dist_slope"] < -0.3, v["ntk_dist_slope"]
+    assert v["ntk_dist_by_width"][1024] < v["ntk_dist_by_width"][16] / 4
+    # (b) the NTK moves less during training
+    assert v["ntk_change_slope"] < -0.3 and v["ntk_change_by_width"][1024] < 0.05
+    # (c) the ensemble mean and variance approach ntk_predict at the same time
+    assert v["mean_gap_slope"] < -0.2 and v["mean_gap_by_width"][1024] < v["mean_gap_by_width"][16] / 3
+    assert v["var_gap_by_width"][1024] < v["var_gap_by_width"][16] / 3
+    for c in cells:                                       # training worked like the linear model
+        assert c.metrics["train_loss"] < 0.05
+    fig = plt.figure(figsize=(12, 3))
+    EXPERIMENT.plot(cells, fig)
+    plt.close(fig)
