@@ -51,6 +51,7 @@ def test_run_json_is_one_document_with_the_documented_shape(capsys, store_dir):
     (["run", "linear-double-descent", "--bogus"], "No such option: --bogus"),
     (["show", "zzzzzz"], "No run 'zzzzzz'"),
     (["frobnicate"], "No such command"),
+    (["bench", "nope"], "The 'NAME' argument of bench must be one of"),
 ])
 def test_bad_input_gives_one_line_and_exit_2(capsys, store_dir, args, needle):
     rc, out, err = run_cli(capsys, *args, "--store", store_dir) if args[0] in ("run", "show") else run_cli(capsys, *args)

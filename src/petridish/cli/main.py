@@ -207,7 +207,7 @@ def export_cmd(run: str = typer.Argument(...), fmt: str = typer.Option("csv", "-
 def _mount() -> None:
     from petridish.cli import bench, ctf, search
     app.add_typer(ctf.app, name="ctf")
-    app.add_typer(bench.app, name="bench")
+    bench.register(app)
     search.register(app)
 
 
