@@ -12,7 +12,9 @@ def test_wide_networks_approach_their_ntk():
     cfg = EXPERIMENT.config({"width": [16, 128, 1024]}, quick=True)
     cells = [Cell(f"k{i}", EXPERIMENT.name, p, s, "done", EXPERIMENT.run(p, s))
              for i, (p, s) in enumerate(EXPERIMENT.grid(cfg, seeds=range(2)))]
-    v = EXPERIMENT.analyze(cells).values
+    analysis = EXPERIMENT.analyze(cells)
+    v = analysis.values
+    assert sum("log-log slope" in f for f in analysis.findings) == 4     # one fitted slope per panel
     # (a) empirical NTK at init -> analytic NTK like width^-1/2
     assert -0.8 < v["ntk_dist_slope"] < -0.3, v["ntk_dist_slope"]
     assert v["ntk_dist_by_width"][1024] < v["ntk_dist_by_width"][16] / 4

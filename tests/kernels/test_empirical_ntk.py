@@ -81,3 +81,46 @@ def test_output_covariance_over_inits_is_the_nngp():
 def test_bad_mode_is_one_line_error():
     with pytest.raises(InvalidParameterError, match="'mode' parameter of empirical_ntk"):
         empirical_ntk(torch.nn.Linear(2, 1), torch.zeros(3, 2), mode="fast")
+
+
+def test_one_wide_network_has_the_nngp_within_a_tolerance_shrinking_like_one_over_sqrt_width():
+    """Given the hidden layers, the readout makes f Gaussian with covariance
+    w^2 phi(h) phi(h')^T / width + b^2; as width grows this concentrates on the NNGP
+    (law of large numbers over units), with relative error ~ c / sqrt(width)."""
+    x = torch.randn(10, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    ana = mlp_kernels(x, depth=2, w_std=1.3, b_std=0.2).nngp
+    errs = {}
+    for width in (32, 2048):
+        e = []
+        for seed in range(3):
+            with torch.no_grad():
+                net = NTKMLP(5, width, 2, w_std=1.3, b_std=0.2, seed=seed, dtype=torch.float64)
+                h = x
+                for layer in net.layers[:-1]:
+                    h = net.phi(layer(h))                               # (10, width) last hidden layer
+            emp = 1.3 ** 2 * h @ h.T / width + 0.2 ** 2
+            e.append(float(torch.linalg.norm(emp - ana) / torch.linalg.norm(ana)))
+        errs[width] = np.mean(e)
+    for width, err in errs.items():        # measured c = err * sqrt(width) is 2-4 here; tolerance 6 / sqrt(width)
+        assert err < 6.0 / np.sqrt(width), errs
+    assert errs[2048] < errs[32] / 3, errs                              # sqrt(64) = 8x in theory
+
+
+@pytest.mark.parametrize("b_std", [0.0, None])
+def test_standard_parameterization_bias_and_fan_in_conventions(b_std):
+    """Depth 0 (f = W x + b, standard parameterization) has the exact NTK x x'^T + 1 (bias
+    present, b_std=0.0 included) or x x'^T (b_std=None): fan_in * K0 = x x'^T for the first
+    layer; no randomness, so the empirical NTK of any net equals it. Deeper nets converge."""
+    x = torch.randn(6, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    bias = 0.0 if b_std is None else 1.0
+    net = NTKMLP(4, 1, 0, b_std=b_std, parameterization="standard", seed=0, dtype=torch.float64)
+    assert (net.layers[0].bias is None) == (b_std is None)
+    torch.testing.assert_close(empirical_ntk(net, x), x @ x.T + bias, rtol=1e-12, atol=1e-12)
+    ana = mlp_kernels(x, depth=0, b_std=b_std, parameterization="standard", width=7).ntk
+    torch.testing.assert_close(ana, x @ x.T + bias, rtol=1e-12, atol=1e-12)
+    width = 2048
+    ana = mlp_kernels(x, depth=1, w_std=1.2, b_std=b_std, parameterization="standard", width=width).ntk
+    net = NTKMLP(4, width, 1, w_std=1.2, b_std=b_std, parameterization="standard", seed=0, dtype=torch.float64)
+    emp = empirical_ntk(net, x)
+    # the fan_in * K term of the readout is O(width): the relative error is O(1/sqrt(width))
+    assert float(torch.linalg.norm(emp - ana) / torch.linalg.norm(ana)) < 3.0 / np.sqrt(width)

@@ -80,7 +80,7 @@ def run_cmd(
     executor: str = typer.Option("local", "--executor", help="local or ray."),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (with --executor ray)."),
     report: bool = typer.Option(False, "--report", help="Also write the figure and HTML report."),
-    out: str = typer.Option("petridish-runs/reports", "--out", help="Report directory (with --report)."),
+    out: Optional[str] = typer.Option(None, "--out", help="Report directory (with --report) [STORE/reports]."),
 ) -> None:
     """Run (or resume) a sweep; finished cells are never recomputed."""
     from petridish.lab.sweep import run_sweep
@@ -110,6 +110,17 @@ def run_cmd(
             typer.echo(f"report: {html_path}\nfigure: {png}")
         else:
             typer.echo(f"report: {html_path}", err=True)
+
+
+def report_dir(store: Optional[str], out: Optional[str]) -> str:
+    """--out if given; else reports/ beside a directory store, else ./petridish-runs/reports."""
+    if out:
+        return out
+    target = store or os.environ.get("PETRIDISH_STORE", "petridish-runs")
+    if "://" in target or target == "memory":
+        return os.path.join("petridish-runs", "reports")
+    folder = os.path.dirname(target) if target.endswith((".db", ".sqlite", ".sqlite3")) else target
+    return os.path.join(folder or ".", "reports")
 
 
 def _load_run(store: Optional[str], run: str):
@@ -143,10 +154,10 @@ def _print_summary(st, run_id: str) -> None:
             typer.echo(f"  - {f}")
 
 
-def _write_report(store: Optional[str], run: str, out: str):
+def _write_report(store: Optional[str], run: str, out: Optional[str]):
     from petridish.lab.report import write_report
     _st, rec, exp, cells = _load_run(store, run)
-    return write_report(exp, rec, cells, out)
+    return write_report(exp, rec, cells, report_dir(store, out))
 
 
 @app.command("runs")
@@ -184,7 +195,7 @@ def show_cmd(run: str = typer.Argument(...), store: Optional[str] = typer.Option
 
 @app.command("report")
 def report_cmd(run: str = typer.Argument(...), store: Optional[str] = typer.Option(None, "--store"),
-               out: str = typer.Option("petridish-runs/reports", "--out", help="Directory for the files.")) -> None:
+               out: Optional[str] = typer.Option(None, "--out", help="Directory for the files [STORE/reports].")) -> None:
     """Write the run's PNG figure and self-contained HTML report."""
     png, html_path = _write_report(store, run, out)
     typer.echo(f"figure: {png}\nreport: {html_path}")
