@@ -67,7 +67,7 @@ def test_200_submissions_from_20_concurrent_clients(live_server):
         ids = [sid for part in pool.map(client, range(20)) for sid in part]
     t1 = time.monotonic()
     assert len(ids) == 200 and len(set(ids)) == 200
-    print(f"submit latency: median {np.median(latencies):.3f} s, max {max(latencies):.3f} s")
+    print(f"submit latency: p50 {np.median(latencies):.3f} s, max {max(latencies):.3f} s")
     _wait_all(live_server, "conc", 200, timeout=90)
     print(f"submitted in {t1 - t0:.1f} s, all scored {time.monotonic() - t1:.1f} s later")
     with _db(live_server).connect() as c:

@@ -41,6 +41,12 @@ def ray_session():
         ray.shutdown()
 
 
+def echo_source(task, experiment=None) -> list:
+    """A stand-in for the executor's remote function: one cell whose metric is the task's source."""
+    from petridish.lab.experiment import Cell
+    return [Cell(k, task.experiment, p, s, "done", {"source": str(task.source)}) for k, p, s in task.cells]
+
+
 def _prunable_run(p: dict, seed: int) -> dict:
     """A learning curve that ends at x: loss_t = x + 1/t; reports it at every step."""
     from petridish.lab import report_intermediate

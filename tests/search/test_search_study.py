@@ -98,3 +98,12 @@ def test_cli_search_on_two_catalogue_experiments(tmp_path, capsys):
 def test_unknown_metric_is_a_clear_error(tmp_path):
     with pytest.raises(PetridishError, match="must be a scalar metric of 'linear-double-descent'"):
         run_search("linear-double-descent", metric="nope", budget=2, store=str(tmp_path / "r"), **LDD)
+
+
+@pytest.mark.parametrize("sampler", ["random", "tpe", "cmaes"])
+def test_every_sampler_runs_and_reports_the_best_of_its_trials(tmp_path, sampler):
+    res = run_search("linear-double-descent", metric="risk", budget=5, sampler=sampler,
+                     store=str(tmp_path / "runs"), quick=True, overrides={"n": 40})
+    values = [t["value"] for t in res.trials]
+    assert len(res.trials) == 5 and res.best_value == min(values)
+    assert {"gamma", "ridge"} <= set(res.best_params)

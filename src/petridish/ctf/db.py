@@ -82,8 +82,15 @@ class LadderState(Base):
     n_scored: Mapped[int] = mapped_column(Integer, default=0)  # ladder updates applied
 
 
-def make_engine(url: str) -> Engine:
-    """An engine; for SQLite: WAL journal, a busy timeout and threads allowed."""
+def make_engine(url: str, *, durable: bool = True) -> Engine:
+    """An engine; for SQLite: WAL journal, a busy timeout and threads allowed.
+
+    durable=True: every commit is on disk when it returns (the submission rows). durable=False
+    (the scorer's status and Ladder updates): a commit survives a killed process but not a power
+    cut; what such a cut loses is a 'scored' that reverts to 'running' and is scored again at
+    start-up. Its commits skip the fsync, which on a slow disk is what keeps submit latency low.
+    Only SQLite distinguishes the two.
+    """
     if url.startswith("sqlite"):
         # one connection per concurrent request thread (anyio runs up to 40) plus the scorers
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
@@ -93,11 +100,11 @@ def make_engine(url: str) -> Engine:
         def _pragmas(conn, _record):   # WAL: readers never block the writer
             cur = conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=FULL")
+            cur.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
     else:
-        engine = create_engine(url, pool_pre_ping=True, pool_size=20, max_overflow=20)
+        engine = create_engine(url, pool_pre_ping=True, pool_size=20, max_overflow=20)   # always durable
     Base.metadata.create_all(engine)
     return engine
 

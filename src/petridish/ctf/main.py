@@ -16,6 +16,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from petridish.ctf.db import default_url, make_engine, make_sessionmaker
+from petridish.ctf.intake import Intake
 from petridish.ctf.routers import admin, competitors, leaderboard, pages, submissions, tasks
 from petridish.ctf.scoring import Scorer
 from petridish.ctf.settings import Settings
@@ -26,9 +27,13 @@ TEMPLATES = Path(__file__).parent / "templates"
 def create_app(settings: Settings) -> FastAPI:
     data_dir = Path(settings.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.db_url or default_url(data_dir))
+    url = settings.db_url or default_url(data_dir)
+    engine = make_engine(url)
     make_session = make_sessionmaker(engine)
-    scorer = Scorer(settings, make_session)
+    # one lock for every database writer, scorer included: writers queue on it (woken at once)
+    # instead of polling SQLite's busy handler, which starved submissions under load
+    write_lock = threading.Lock()
+    scorer = Scorer(settings, make_sessionmaker(make_engine(url, durable=False)), write_lock)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -38,7 +43,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="petridish CTF referee", lifespan=lifespan)
     app.state.settings, app.state.engine, app.state.make_session = settings, engine, make_session
-    app.state.scorer, app.state.write_lock = scorer, threading.Lock()
+    app.state.scorer, app.state.write_lock = scorer, write_lock
+    app.state.intake = Intake(make_session, write_lock)   # group commit of new submissions
     app.state.templates = Jinja2Templates(directory=str(TEMPLATES))
     for module in (tasks, competitors, submissions, leaderboard, admin, pages):
         app.include_router(module.router)

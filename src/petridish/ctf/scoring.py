@@ -4,7 +4,9 @@ The queue IS the database: a submission row is committed with status 'queued' (i
 already fsynced) before it is handed to a worker thread. At start-up every 'queued' or
 'running' row is re-queued, so a scoring that a restart interrupted is done again. The
 Ladder update and the status change to 'scored' happen in one transaction under one lock,
-so a submission is counted on the leaderboard exactly once.
+so a submission is counted on the leaderboard exactly once. The scorer's commits are not
+fsynced (db.make_engine durable=False): a power cut can only send a scored submission back
+to the queue, never lose one.
 """
 from __future__ import annotations
 
@@ -28,14 +30,16 @@ MAX_ATTEMPTS = 3
 
 
 class Scorer:
-    def __init__(self, settings: Settings, make_session: sessionmaker):
+    def __init__(self, settings: Settings, make_session: sessionmaker,
+                 write_lock: threading.Lock | None = None):
         self.settings = settings
         self.make_session = make_session
+        # the app's lock for all database writes; it also serializes every leaderboard update
+        self.write_lock = write_lock or threading.Lock()
         self.data_dir = Path(settings.data_dir)
         self._queue: queue.Queue = queue.Queue()
         self._pending: set[int] = set()
         self._pending_lock = threading.Lock()
-        self.ladder_lock = threading.Lock()   # serializes every leaderboard update
         self._labels: dict[str, np.ndarray] = {}
         self._threads: list[threading.Thread] = []
 
@@ -97,7 +101,7 @@ class Scorer:
                     self._pending.discard(sid)
 
     def score(self, sid: int) -> None:
-        with self.make_session() as s:
+        with self.write_lock, self.make_session() as s:
             sub = s.get(Submission, sid)
             if sub is None or sub.status not in ("queued", "running"):
                 return
@@ -129,7 +133,7 @@ class Scorer:
         return per_example_loss(metric, out, self._labels[task_name])
 
     def _record(self, sid: int, public: np.ndarray, private: np.ndarray) -> None:
-        with self.ladder_lock, self.make_session() as s:
+        with self.write_lock, self.make_session() as s:
             sub = s.get(Submission, sid)
             if sub is None or sub.status != "running":
                 return
@@ -155,7 +159,7 @@ class Scorer:
             s.commit()
 
     def _mark_failed(self, sid: int, reason: str, keep_queued: bool = False) -> None:
-        with self.make_session() as s:
+        with self.write_lock, self.make_session() as s:
             sub = s.get(Submission, sid)
             if sub is None or sub.status == "scored":
                 return

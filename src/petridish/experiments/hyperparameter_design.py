@@ -166,7 +166,9 @@ def _search(strategy: str, curves: np.ndarray, steps: np.ndarray, shape: list[in
                else optuna.samplers.TPESampler(seed=seed))
     pruner = (optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs, reduction_factor=3)
               if strategy == "tpe-hyperband" else optuna.pruners.NopPruner())
-    study = optuna.create_study(sampler=sampler, pruner=pruner, direction="minimize")
+    # a fixed name: Hyperband assigns trials to brackets by a hash of the study name (random by default)
+    study = optuna.create_study(study_name=f"{strategy}-{seed}", sampler=sampler, pruner=pruner,
+                                direction="minimize")
     dists = {a: optuna.distributions.IntDistribution(0, n - 1) for a, n in zip(AXES, shape)}
     while best > target and spent < cap and trials < 4 * n_cfg:
         trial = study.ask(dists)
@@ -316,6 +318,6 @@ EXPERIMENT = Experiment(
               help="compute cap per repetition, as a multiple of the grid's total"),
         Param("task_seed", int, default=0, low=0, help="seed of the tabulated task (inits, data order)"),
     ),
-    run=run, analyze=analyze, plot=plot, seeds=5, quick_seeds=5, version=1, runtime="~5 min",
+    run=run, analyze=analyze, plot=plot, seeds=5, quick_seeds=5, version=2, runtime="~5 min",
     table_by=("strategy",), table_metrics=("fraction_to_tol", "trials", "best_found"),
 )

@@ -12,6 +12,7 @@ import multiprocessing as mp
 import os
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import replace
 from typing import Any
 
 from petridish.errors import PetridishError, check_choice
@@ -32,7 +33,7 @@ class InlinePool:
 
     def submit(self, task: Task, spec: TrialSpec) -> Any:
         self._n += 1
-        self._done.append((self._n, run_trial(Task(task.experiment, task.cells, self.threads), spec,
+        self._done.append((self._n, run_trial(replace(task, threads=self.threads), spec,
                                               self.experiment)))
         return self._n
 
@@ -55,7 +56,7 @@ class ProcessPool:
         self._inflight: dict[Future, Task] = {}
 
     def submit(self, task: Task, spec: TrialSpec) -> Any:
-        t = Task(task.experiment, task.cells, self.threads)
+        t = replace(task, threads=self.threads)   # keeps .source
         fut = self._pool.submit(run_trial, t, spec, self.experiment)
         self._inflight[fut] = t
         return fut
@@ -97,7 +98,7 @@ class RayPool:
         self._inflight: dict[Any, Task] = {}
 
     def submit(self, task: Task, spec: TrialSpec) -> Any:
-        t = Task(task.experiment, task.cells, 1)
+        t = replace(task, threads=1)
         ref = self._remote.remote(t, spec, self._exp)
         self._inflight[ref] = t
         return ref

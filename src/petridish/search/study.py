@@ -154,7 +154,7 @@ def _loop(study, exp, space, st, rid, *, metric, budget, seed, pruner, journal, 
                 if old is not None and old.status in FINISHED:          # shared with a sweep: no recompute
                     _tell(study, trial, old, metric)
                     continue
-                task = Task(exp.name, ((key, params, seed),))
+                task = Task(exp.name, ((key, params, seed),), source=getattr(exp.run, "__module__", None))
                 spec = TrialSpec(study.study_name, trial._trial_id, journal, pruner)
                 inflight[pool.submit(task, spec)] = trial
             if not inflight:

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 from petridish.ctf import storage
 from petridish.ctf.db import Competitor, Submission, Task
 from petridish.ctf.deps import current_competitor, get_db, get_task
+from petridish.ctf.intake import NewSubmission
 from petridish.ctf.validate import Refused, Signature, validate_model
 from petridish.ctf.views import is_open, iso, submission_dict, submissions_today
 
@@ -22,7 +23,7 @@ def submit(request: Request, file: UploadFile, task: Task = Depends(get_task),
     st = state.settings
     _check_open(task)
     _check_limit(session, task, comp)
-    task_id, task_name, comp_id = task.id, task.name, comp.id
+    task_id, task_name, comp_id, daily_limit = task.id, task.name, comp.id, task.daily_limit
     signature = Signature(task.input_dim, task.n_outputs)
     session.rollback()    # hand the connection back while the file is validated and written
     data = file.file.read(st.max_model_bytes + 1)
@@ -36,15 +37,14 @@ def submit(request: Request, file: UploadFile, task: Task = Depends(get_task),
     path = storage.model_path(st.data_dir, file_name)
     storage.write_durably(path, data)
     try:
-        with state.write_lock:
-            _check_limit(session, task, comp)
-            sub = Submission(task_id=task_id, competitor_id=comp_id, file_name=file_name,
-                             sha256=hashlib.sha256(data).hexdigest(), size=len(data), status="queued")
-            session.add(sub)
-            session.commit()
+        sub = state.intake.add(NewSubmission(task_id, comp_id, daily_limit, file_name,
+                                             hashlib.sha256(data).hexdigest(), len(data)))
     except BaseException:
         path.unlink(missing_ok=True)     # no row, no file
         raise
+    if sub is None:                      # the limit was reached while this file was checked
+        path.unlink(missing_ok=True)
+        raise _limit_reached(task_name, daily_limit)
     state.scorer.enqueue(sub.id)
     return {"id": sub.id, "task": task_name, "status": "queued", "created_at": iso(sub.created_at)}
 
@@ -57,8 +57,12 @@ def _check_open(task: Task) -> None:
 
 def _check_limit(session: Session, task: Task, comp: Competitor) -> None:
     if submissions_today(session, task, comp) >= task.daily_limit:
-        raise HTTPException(429, f"Submissions to {task.name!r} are limited to {task.daily_limit} per "
-                                 "competitor per UTC day. You have reached the limit; try again tomorrow.")
+        raise _limit_reached(task.name, task.daily_limit)
+
+
+def _limit_reached(task_name: str, limit: int) -> HTTPException:
+    return HTTPException(429, f"Submissions to {task_name!r} are limited to {limit} per "
+                              "competitor per UTC day. You have reached the limit; try again tomorrow.")
 
 
 @router.get("/submissions")

@@ -12,6 +12,7 @@ own task retries are switched off so that this executor counts attempts itself.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Iterable, Iterator
 
 from petridish.errors import check_number
@@ -74,7 +75,7 @@ class RayExecutor(Executor):
         remote = ray.remote(num_cpus=1, max_retries=0)(_run_remote)
         exp_ref = ray.put(self.experiment)
         cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
-        queue: list[tuple[Task, int]] = [(Task(t.experiment, t.cells, 1), 0) for t in tasks]
+        queue: list[tuple[Task, int]] = [(replace(t, threads=1), 0) for t in tasks]   # keeps .source
         queue.reverse()                                   # pop() from the end keeps sweep order
         inflight = self._inflight
         while queue or inflight:
