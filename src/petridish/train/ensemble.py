@@ -3,9 +3,10 @@
 Member k is exactly what ``train(model_fn(seeds[k]), x, y[k], seed=data_seeds[k], ...)``
 would produce (same init, same minibatch order, same arithmetic up to float rounding),
 with its own lr / momentum / weight decay / init scale / labels if given per member.
-Engines: "fast" (stacked-weights MLP, hand-written backward), "vmap" (torch.func) and
-"loop" (per-member functional_call; for recurrent modules). "auto" picks the first that
-applies.
+Engines: "fast" (stacked-weights MLP, hand-written backward), "stacked" (the paper's
+CNN as grouped convs, its GRU as one batched recurrence with a hand-written backward), "vmap" (torch.func) and
+"loop" (per-member functional_call; for other recurrent modules). "auto" picks the first
+that applies.
 """
 from __future__ import annotations
 
@@ -26,10 +27,11 @@ from petridish.train.func_engines import LoopEngine, VmapEngine
 from petridish.train.loop import _check_eval_sets
 from petridish.train.results import EnsembleResult
 from petridish.train.schedules import lr_multiplier
+from petridish.train.stacked_models import StackedEngine, supports_stacked
 from petridish.train.stacked_optim import StackedOptimizer
 
 OWNER = "train_ensemble"
-PATHS = ("auto", "fast", "vmap", "loop")
+PATHS = ("auto", "fast", "stacked", "vmap", "loop")
 
 
 def train_ensemble(model_fn: Callable[[int], nn.Module] | str, x: torch.Tensor, y: torch.Tensor, *,
@@ -175,6 +177,10 @@ def _engine(models: list[nn.Module], loss: str, path: str):
         if not supports_fast(models[0]):
             raise invalid("path", OWNER, "'fast' only for petridish MLP/Linear models", path)
         return FastMLPEngine(models, loss), "fast"
+    if path == "stacked" or (path == "auto" and supports_stacked(models[0])):
+        if not supports_stacked(models[0]):
+            raise invalid("path", OWNER, "'stacked' only for petridish CNN1D/GRUClassifier models", path)
+        return StackedEngine(models, loss), "stacked"
     recurrent = any(isinstance(m, nn.RNNBase) for m in models[0].modules())
     if path == "loop" or (path == "auto" and recurrent):
         return LoopEngine(models, loss), "loop"
@@ -183,7 +189,8 @@ def _engine(models: list[nn.Module], loss: str, path: str):
 
 def _batch_stream(x, y, y_stacked, batch_size, data_seeds):
     """Yields (xb, yb, stacked). Full batch: the shared data itself. Minibatches: each
-    epoch gathers x and y in every member's order once, then yields views (K, B, ...)."""
+    step gathers every member's batch, (K, B, ...) (gathering a whole epoch at once
+    costs K·n rows of memory traffic per epoch for nothing)."""
     n, k = x.shape[0], len(data_seeds)
     if batch_size is None:
         while True:
@@ -192,14 +199,15 @@ def _batch_stream(x, y, y_stacked, batch_size, data_seeds):
     slices = batch_slices(n, batch_size)
     while True:
         order = epoch_orders(n, gens)                            # (K, n)
-        xe = x.index_select(0, order.reshape(-1)).reshape(k, n, *x.shape[1:])
-        if y_stacked:
-            idx = order.reshape(k, n, *([1] * (y.dim() - 2))).expand(k, n, *y.shape[2:])
-            ye = y.gather(1, idx)
-        else:
-            ye = y.index_select(0, order.reshape(-1)).reshape(k, n, *y.shape[1:])
         for s in slices:
-            yield xe[:, s], ye[:, s], True
+            idx = order[:, s]                                    # (K, B)
+            b = idx.shape[1]
+            xb = x.index_select(0, idx.reshape(-1)).reshape(k, b, *x.shape[1:])
+            if y_stacked:
+                yb = y.gather(1, idx.reshape(k, b, *([1] * (y.dim() - 2))).expand(k, b, *y.shape[2:]))
+            else:
+                yb = y.index_select(0, idx.reshape(-1)).reshape(k, b, *y.shape[1:])
+            yield xb, yb, True
 
 
 def _record(engine, eval_sets, loss, k, evals, eval_steps, done) -> None:

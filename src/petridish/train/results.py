@@ -38,7 +38,8 @@ class EnsembleResult:
     member stopped (diverged or reached its target). ``eval_history[set][metric]`` is
     (K, T_eval) at the shared ``eval_steps``; a stopped member is evaluated frozen.
     ``steps_to_target`` is -1 where the target was not reached. ``path`` says which
-    engine ran: "fast" (stacked-weights MLP), "vmap" (torch.func) or "loop".
+    engine ran: "fast" (stacked-weights MLP), "stacked" (CNN1D / GRUClassifier),
+    "vmap" (torch.func) or "loop".
     """
 
     params: dict[str, torch.Tensor]

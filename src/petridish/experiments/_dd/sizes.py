@@ -14,8 +14,8 @@ import math
 
 import numpy as np
 
-# unique(round(geomspace(2, 300, 20))): the widths of MNIST-1D's double-descent notebook (19)
-WIDTHS = [int(w) for w in np.unique(np.round(np.geomspace(2, 300, 20)).astype(int))]
+# unique(geomspace(2, 300, 20, dtype=int)) (truncated): MNIST-1D's double-descent notebook's 19 widths
+WIDTHS = [int(w) for w in np.unique(np.geomspace(2, 300, 20).astype(int))]
 D_IN, CLASSES, DEPTH = 40, 10, 2
 
 
@@ -35,9 +35,14 @@ def samples_n(width: int) -> int:
     return max(2, math.ceil(mlp_params(width) / 50))
 
 
-def mlp_threshold_width(n_train: int) -> float:
-    """Width (real) at which params_mlp(w) = n_train·classes: the interpolation threshold."""
+def mlp_threshold_width(n_train: int, *, per_class: bool = False) -> float:
+    """Width (real) at which params_mlp(w) = n_train (or n_train·classes if ``per_class``).
+
+    Cross-entropy needs only the argmax right, and an MLP starts to fit n labels at about
+    n parameters (the MNIST-1D notebook: train error hits 0 between 1n and 2n parameters);
+    n·classes is the squared-loss threshold of Belkin et al. (2019) for one-hot targets.
+    """
     # params = w² + (d_in + 1 + 1 + classes)·w + classes for depth 2
     b = D_IN + 2 + CLASSES
-    c = CLASSES - n_train * CLASSES
+    c = CLASSES - n_train * (CLASSES if per_class else 1)
     return (-b + math.sqrt(b * b - 4 * c)) / 2

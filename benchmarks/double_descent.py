@@ -1,0 +1,111 @@
+"""The flagship double-descent sweep, one model at a time (the MNIST-1D notebook) vs petridish.
+
+    python benchmarks/double_descent.py [--epochs 10] [--seeds 3] [--widths 19] [--json]
+
+Both ways train the same cells: the notebook's widths of a 40→w→w→10 ReLU MLP, label noise
+0 and 0.15, ``--seeds`` seeds, SGD lr 0.01 momentum 0.9 batch 100 on 4,000 MNIST-1D examples,
+then measure train and test error (12,000 test examples). The notebook way is its own loop:
+nn.Sequential, DataLoader(shuffle=True), torch.optim.SGD, CrossEntropyLoss, one model after
+another. The petridish way is ``run_sweep("double-descent", ...)`` (stacked-weights ensembles,
+in process, fresh in-memory store). Same torch thread count for both. Wall-clock times on a
+shared machine are noisy: run it 2-3 times and keep the best.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+
+def _notebook_model(width: int):
+    from torch import nn
+    return nn.Sequential(nn.Linear(40, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(),
+                         nn.Linear(width, 10))
+
+
+def _notebook_fit(model, x, y, x_test, y_test, epochs: int) -> tuple[float, float]:
+    """The notebook's ``fit_model``: returns (train error, test error) as fractions."""
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+    loss_fn = torch.nn.CrossEntropyLoss()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    loader = DataLoader(TensorDataset(x, y), batch_size=100, shuffle=True)
+    for _ in range(epochs):
+        for xb, yb in loader:
+            opt.zero_grad()
+            loss_fn(model(xb), yb).backward()
+            opt.step()
+    with torch.no_grad():
+        train_err = float((model(x).argmax(1) != y).float().mean())
+        test_err = float((model(x_test).argmax(1) != y_test).float().mean())
+    return train_err, test_err
+
+
+def _one_at_a_time(widths, noises, seeds, epochs) -> tuple[float, int]:
+    import torch
+    from petridish.experiments._dd.mnist1d_task import noisy_mnist1d
+    t0 = time.perf_counter()
+    n = 0
+    for noise in noises:
+        for seed in seeds:
+            x, y, x_test, y_test = noisy_mnist1d(n_train=4000, n_test=12000, noise=noise, seed=seed)
+            for w in widths:
+                torch.manual_seed(seed)
+                _notebook_fit(_notebook_model(w), x, y, x_test, y_test, epochs)
+                n += 1
+    return time.perf_counter() - t0, n
+
+
+def _petridish(widths, noises, seeds, epochs) -> tuple[float, int]:
+    import torch
+    from petridish.lab.executors.local import InProcessExecutor
+    from petridish.lab.sweep import run_sweep
+    t0 = time.perf_counter()
+    res = run_sweep("double-descent", overrides={"arm": "mlp", "width": widths, "noise": noises,
+                                                 "epochs": epochs, "n_train": 4000, "n_test": 12000,
+                                                 "curve_points": 1},   # one final evaluation, as the notebook
+                    seeds=seeds, store="memory", progress=False,
+                    executor=InProcessExecutor(threads=torch.get_num_threads()))
+    bad = [c for c in res.cells if c.status != "done"]
+    if bad:
+        raise RuntimeError(f"{len(bad)} petridish cells did not finish: {bad[0].error}")
+    return time.perf_counter() - t0, len(res.cells)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--epochs", type=int, default=10, help="epochs per model (the default sweep has 500)")
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--widths", type=int, default=19, help="use the first N of the 19 notebook widths")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    ap.add_argument("--json", action="store_true", help="print one JSON document")
+    args = ap.parse_args(argv)
+
+    import torch
+    from petridish.experiments._dd.sizes import WIDTHS
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    widths, noises, seeds = WIDTHS[:args.widths], [0.0, 0.15], list(range(args.seeds))
+    t_pd, cells = _petridish(widths, noises, seeds, args.epochs)
+    t_nb, models = _one_at_a_time(widths, noises, seeds, args.epochs)
+    out = {"benchmark": "double_descent", "epochs": args.epochs, "widths": widths, "noises": noises,
+           "seeds": len(seeds), "models": models, "threads": torch.get_num_threads(),
+           "load_avg_1min": os.getloadavg()[0],
+           "one_at_a_time_s": t_nb, "petridish_s": t_pd, "speedup": t_nb / t_pd,
+           "default_500_epochs_estimate_s": t_pd * 500 / args.epochs}
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"double-descent flagship, {models} models ({len(widths)} widths x 2 noise x {len(seeds)} seeds), "
+              f"{args.epochs} epochs, {out['threads']} threads, load {out['load_avg_1min']:.1f}")
+        print(f"{'way':<28} {'wall (s)':>9}")
+        print(f"{'one model at a time':<28} {t_nb:9.1f}")
+        print(f"{'petridish (ensembles)':<28} {t_pd:9.1f}")
+        print(f"speed-up {out['speedup']:.1f}x; the default sweep (500 epochs) would take about "
+              f"{out['default_500_epochs_estimate_s'] / 60:.1f} min of petridish training at this pace")
+    return out
+
+
+if __name__ == "__main__":
+    main()
