@@ -107,3 +107,16 @@ def test_every_sampler_runs_and_reports_the_best_of_its_trials(tmp_path, sampler
     values = [t["value"] for t in res.trials]
     assert len(res.trials) == 5 and res.best_value == min(values)
     assert {"gamma", "ridge"} <= set(res.best_params)
+
+
+def test_median_pruner_stops_trials_of_a_catalogue_experiment(tmp_path):
+    # mnist1d-baselines reports its ensemble's test accuracy after every evaluation
+    res = run_search("mnist1d-baselines", metric="test_acc", direction="maximize", budget=8, sampler="random",
+                     pruner="median", search=["lr"], store=str(tmp_path / "runs"),
+                     overrides={"model": "mlp", "shuffle": False, "n_train": 500, "n_test": 300,
+                                "steps": 300, "batch_size": 100})
+    pruned = [t for t in res.trials if t["state"] == "pruned"]
+    done = [t for t in res.trials if t["state"] == "complete"]
+    assert pruned and done
+    assert max(t["steps"] for t in pruned) < min(t["steps"] for t in done)   # stopped early
+    assert res.best_value == max(t["value"] for t in done)

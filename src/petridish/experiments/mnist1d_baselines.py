@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from petridish.data import mnist1d
-from petridish.lab import Analysis, Experiment, Param, aggregate, curve_ci
+from petridish.lab import Analysis, Experiment, Param, aggregate, curve_ci, report_intermediate
 from petridish.train import evaluate, train_ensemble
 
 MODELS = ("logistic", "mlp", "cnn", "gru")
@@ -34,6 +34,12 @@ PAPER = {("logistic", False): 0.32, ("mlp", False): 0.68, ("cnn", False): 0.94, 
 EVALS = 24           # test-accuracy checkpoints along training, for the learning curves
 
 
+def _report(step: int, evals: dict) -> None:
+    """Mean test accuracy of the ensemble so far, for pruning under `petridish search`."""
+    acc = evals["test"]["accuracy"]
+    report_intermediate(step, float(acc.mean()), metric="test_acc")
+
+
 def run_group(params_list: list[dict], seeds: list[int]) -> list[dict]:
     """Seeds of one (model, shuffle) configuration, trained as one ensemble."""
     p = params_list[0]
@@ -44,7 +50,8 @@ def run_group(params_list: list[dict], seeds: list[int]) -> list[dict]:
     try:
         res = train_ensemble(name, ds.x_train, ds.y_train, seeds=list(seeds), lr=p["lr"], optimizer="adam",
                              batch_size=p["batch_size"], steps=p["steps"], model_kwargs={**kw, "d_out": 10},
-                             eval_sets={"test": (ds.x_test, ds.y_test)}, eval_every=max(1, p["steps"] // EVALS))
+                             eval_sets={"test": (ds.x_test, ds.y_test)}, eval_every=max(1, p["steps"] // EVALS),
+                             on_eval=_report)
         train = [evaluate(res.member(k).eval(), ds.x_train, ds.y_train, "ce") for k in range(len(seeds))]
     finally:
         torch.set_num_threads(threads)

@@ -214,14 +214,16 @@ _reporter: contextvars.ContextVar[Callable[[int, float], None] | None] = context
     "petridish_reporter", default=None)
 
 
-def report_intermediate(step: int, value: float) -> None:
-    """Report an intermediate objective value (e.g. test error after epoch ``step``).
+def report_intermediate(step: int, value: float, metric: str | None = None) -> None:
+    """Report an intermediate value of ``metric`` (e.g. test error after epoch ``step``).
 
-    A no-op outside adaptive search; under search it may raise :class:`Pruned`.
+    A no-op outside adaptive search; under search it may raise :class:`Pruned`. A value
+    tagged with a ``metric`` other than the one searched is ignored, so an experiment may
+    report several metrics and the pruner only ever compares like with like.
     """
     fn = _reporter.get()
     if fn is not None:
-        fn(int(step), float(value))
+        fn(int(step), float(value), metric)
 
 
 def set_reporter(fn: Callable[[int, float], None] | None):

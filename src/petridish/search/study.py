@@ -155,7 +155,7 @@ def _loop(study, exp, space, st, rid, *, metric, budget, seed, pruner, journal, 
                     _tell(study, trial, old, metric)
                     continue
                 task = Task(exp.name, ((key, params, seed),), source=getattr(exp.run, "__module__", None))
-                spec = TrialSpec(study.study_name, trial._trial_id, journal, pruner)
+                spec = TrialSpec(study.study_name, trial._trial_id, journal, pruner, metric)
                 inflight[pool.submit(task, spec)] = trial
             if not inflight:
                 continue

@@ -21,6 +21,7 @@ class TrialSpec:
     trial_id: int                 # Optuna's storage-wide trial id (not the number)
     journal: str | None           # Optuna journal file; None: no pruning
     pruner: str = "none"
+    metric: str | None = None     # the searched metric: intermediate values of others are ignored
 
 
 def run_trial(task: Task, spec: TrialSpec, experiment: Experiment | None = None) -> list[Cell]:
@@ -36,7 +37,9 @@ def run_trial(task: Task, spec: TrialSpec, experiment: Experiment | None = None)
                               pruner=make_pruner(spec.pruner), sampler=optuna.samplers.RandomSampler())
     trial = optuna.trial.Trial(study, spec.trial_id)
 
-    def reporter(step: int, value: float) -> None:
+    def reporter(step: int, value: float, metric: str | None = None) -> None:
+        if metric is not None and spec.metric is not None and metric != spec.metric:
+            return
         trial.report(value, step)
         if trial.should_prune():
             raise Pruned(f"pruned at step {step} (value {value:.4g})")

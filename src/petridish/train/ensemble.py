@@ -43,7 +43,9 @@ def train_ensemble(model_fn: Callable[[int], nn.Module] | str, x: torch.Tensor, 
                    eval_sets: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
                    eval_every: int | None = None, betas: Sequence[float] = (0.9, 0.999),
                    eps: float = 1e-8, data_seeds: Sequence[int] | None = None,
-                   model_kwargs: dict[str, Any] | None = None, path: str = "auto") -> EnsembleResult:
+                   model_kwargs: dict[str, Any] | None = None, path: str = "auto",
+                   on_eval: Callable[[int, dict[str, dict[str, torch.Tensor]]], None] | None = None
+                   ) -> EnsembleResult:
     """Train K = len(seeds) models together.
 
     * ``model_fn(seed) -> nn.Module`` builds member k from ``seeds[k]``; or a model name
@@ -57,6 +59,9 @@ def train_ensemble(model_fn: Callable[[int], nn.Module] | str, x: torch.Tensor, 
     * Other arguments as in :func:`petridish.train.train`. A member whose minibatch loss
       is non-finite is marked diverged and frozen; one whose loss is <= ``target_loss``
       is frozen with its step count; the others go on untouched.
+    * ``on_eval(step, {set: {metric: (K,) tensor}})`` is called after each evaluation
+      (e.g. to report intermediate values to adaptive search, which may stop training
+      by raising).
     """
     t0 = time.perf_counter()
     if isinstance(seeds, int) or not isinstance(seeds, (list, tuple, range)) or len(seeds) < 1:
@@ -121,6 +126,8 @@ def train_ensemble(model_fn: Callable[[int], nn.Module] | str, x: torch.Tensor, 
         last = step + 1
         if last in points and eval_sets:
             _record(engine, eval_sets, cfg.loss, k, evals, eval_steps, last)
+            if on_eval is not None:
+                on_eval(last, {s: {m: v[-1] for m, v in d.items()} for s, d in evals.items()})
     if eval_sets and (not eval_steps or eval_steps[-1] != last):
         _record(engine, eval_sets, cfg.loss, k, evals, eval_steps, last)
     params, buffers = engine.export()
