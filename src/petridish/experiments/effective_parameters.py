@@ -307,7 +307,7 @@ EXPERIMENT = Experiment(
     run=run, run_group=run_group,
     group_by=("n_train", "n_test", "label_noise", "epochs", "lr", "momentum", "batch_size", "k", "z", "ridge",
               "width"),
-    analyze=analyze, plot=plot, seeds=3, quick_seeds=3, version=1, runtime="~7 min",
+    analyze=analyze, plot=plot, seeds=3, quick_seeds=3, version=1, runtime="~45 s",
     table_by=("width",),
     table_metrics=("params", "neff", "train_error", "test_error", "rf_params", "rf_dof", "rf_test_error"),
 )
