@@ -26,7 +26,7 @@ from scipy import stats as st
 from petridish.data import label_noise as add_label_noise
 from petridish.data import mnist1d
 from petridish.instruments import effective_dimension, ridge_dof, top_eigenvalues
-from petridish.lab import Analysis, Experiment, Param, aggregate
+from petridish.lab import Analysis, Experiment, Param, aggregate, row_means
 from petridish.train import train_ensemble
 
 WIDTHS = [4, 8, 16, 32, 64, 128, 256, 512, 1024]
@@ -111,10 +111,7 @@ def run_group(params_list: list[dict], seeds: list[int]) -> list[dict]:
         model = res.member(k).eval()
         m.update({
             "params": sum(q.numel() for q in model.parameters()),
-            "train_error": 1.0 - float(res.eval_history["train"]["accuracy"][k, -1]),
-            "test_error": 1.0 - float(res.eval_history["test"]["accuracy"][k, -1]),
-            "train_loss": float(res.eval_history["train"]["loss"][k, -1]),
-            "test_loss": float(res.eval_history["test"]["loss"][k, -1]),
+            **res.final_metrics(k),
         })
         m.update(hessian_neff(model, ds.x_train, ds.y_train, k=p["k"], z=p["z"], seed=seed))
         m["neff_fraction"] = m["neff"] / m["params"]
@@ -131,10 +128,6 @@ def _rows(cells) -> list[dict]:
     return sorted([r for r in rows if "neff" in r["metrics"]], key=lambda r: r["params"]["width"])
 
 
-def _mean(rows, name) -> np.ndarray:
-    return np.array([r["metrics"].get(name, {}).get("mean", math.nan) for r in rows], dtype=float)
-
-
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
     """Spearman ρ over the finite pairs (NaN with < 3 pairs or a constant side)."""
     ok = np.isfinite(a) & np.isfinite(b)
@@ -146,22 +139,22 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
 def rank_correlations(rows) -> dict[str, float]:
     """Spearman ρ of per-width means with test error: MLP params and N_eff (all widths, and the
     widths that interpolate), random-features params and tr(S)."""
-    te, tr = _mean(rows, "test_error"), _mean(rows, "train_error")
+    te, tr = row_means(rows, "test_error"), row_means(rows, "train_error")
     fit = tr <= INTERPOLATES
-    rf_te = _mean(rows, "rf_test_error")
+    rf_te = row_means(rows, "rf_test_error")
     return {
-        "params": spearman(_mean(rows, "params"), te),
-        "neff": spearman(_mean(rows, "neff"), te),
-        "params_interpolating": spearman(_mean(rows, "params")[fit], te[fit]),
-        "neff_interpolating": spearman(_mean(rows, "neff")[fit], te[fit]),
-        "rf_params": spearman(_mean(rows, "rf_params"), rf_te),
-        "rf_dof": spearman(_mean(rows, "rf_dof"), rf_te),
+        "params": spearman(row_means(rows, "params"), te),
+        "neff": spearman(row_means(rows, "neff"), te),
+        "params_interpolating": spearman(row_means(rows, "params")[fit], te[fit]),
+        "neff_interpolating": spearman(row_means(rows, "neff")[fit], te[fit]),
+        "rf_params": spearman(row_means(rows, "rf_params"), rf_te),
+        "rf_dof": spearman(row_means(rows, "rf_dof"), rf_te),
     }
 
 
 def _mlp_findings(rows, values) -> list[str]:
     w = [r["params"]["width"] for r in rows]
-    ne, npar, te, tr = (_mean(rows, n) for n in ("neff", "params", "test_error", "train_error"))
+    ne, npar, te, tr = (row_means(rows, n) for n in ("neff", "params", "test_error", "train_error"))
     i = int(np.nanargmax(ne))
     fit = [j for j, e in enumerate(tr) if e <= INTERPOLATES]
     values.update(neff=ne.tolist(), params=npar.tolist(), test_error=te.tolist(), train_error=tr.tolist(),
@@ -182,15 +175,15 @@ def _mlp_findings(rows, values) -> list[str]:
 
 
 def _rf_findings(rows, values, n_train: int) -> list[str]:
-    f, dof, npar, te = (_mean(rows, n) for n in ("rf_features", "rf_dof", "rf_params", "rf_test_error"))
+    f, dof, npar, te = (row_means(rows, n) for n in ("rf_features", "rf_dof", "rf_params", "rf_test_error"))
     j = int(np.nanargmax(te))
-    lin = _mean(rows, "linear_dof")
+    lin = row_means(rows, "linear_dof")
     values.update(rf_features=f.tolist(), rf_dof=dof.tolist(), rf_params=npar.tolist(), rf_test_error=te.tolist(),
                   rf_dof_at_largest=float(dof[-1]), linear_dof=float(lin[0]))
     return [f"Random-features ridge: tr(S) goes from {dof[0]:.1f} to {dof[-1]:.1f} (of n = {n_train}) while the "
             f"parameters grow {npar[-1] / npar[0]:.0f}-fold to {npar[-1]:.0f}; its test error peaks at "
             f"{100 * te[j]:.1f}% with {f[j]:.0f} features. Linear ridge on the 40 raw inputs: tr(S) = {lin[0]:.1f} "
-            f"of {_mean(rows, 'linear_params')[0] / CLASSES:.0f} parameters per class."]
+            f"of {row_means(rows, 'linear_params')[0] / CLASSES:.0f} parameters per class."]
 
 
 def analyze(cells) -> Analysis:
@@ -209,7 +202,7 @@ def analyze(cells) -> Analysis:
         f"{r['params_interpolating']}, N_eff {r['neff_interpolating']}. Random features: "
         f"parameter count {r['rf_params']}, tr(S) {r['rf_dof']}. A capacity measure that explained "
         f"generalization would have ρ near +1.")
-    kth = _mean(rows, "hessian_kth")
+    kth = row_means(rows, "hessian_kth")
     z = next(c.params["z"] for c in cells)
     findings.append(f"Truncation: the k-th Hessian eigenvalue is at most {np.nanmax(kth) / z:.2f}·z, so each "
                     f"eigenvalue beyond the top k adds less than {np.nanmax(kth) / (np.nanmax(kth) + z):.2f} to N_eff.")
@@ -235,7 +228,7 @@ def plot(cells, fig) -> None:
     _band(ax, w, rows, "rf_test_error", "C1", "random-features test error", ls="--")
     ax.set(xscale="log", xlabel="MLP width (RF: matched parameter count)", ylabel="error",
            title="Error vs width (95% CI over seeds)")
-    fit = np.flatnonzero(_mean(rows, "train_error") <= INTERPOLATES)
+    fit = np.flatnonzero(row_means(rows, "train_error") <= INTERPOLATES)
     if fit.size:
         for a in axes[:2]:
             a.axvline(w[fit[0]], color="grey", ls=":", lw=1)
@@ -246,17 +239,17 @@ def plot(cells, fig) -> None:
     _band(ax, w, rows, "neff", "C2", "N_eff (Hessian, top k)")
     ax.set(xscale="log", xlabel="MLP width", ylabel="N_eff = Σ λ/(λ+z)", title="MLP: effective vs raw parameters")
     ax2 = ax.twinx()
-    ax2.plot(w, _mean(rows, "params"), "--", color="grey", label="parameter count")
+    ax2.plot(w, row_means(rows, "params"), "--", color="grey", label="parameter count")
     ax2.set(yscale="log", ylabel="parameter count (dashed)")
     ax.legend(fontsize=7, loc="upper left")
     ax2.legend(fontsize=7, loc="upper right")
     ax = axes[2]
-    f = _mean(rows, "rf_features")
+    f = row_means(rows, "rf_features")
     _band(ax, f, rows, "rf_dof", "C1", "tr(S), random features")
-    ax.plot(f, _mean(rows, "rf_params") / CLASSES, "--", color="grey", label="parameters per class (F + 1)")
+    ax.plot(f, row_means(rows, "rf_params") / CLASSES, "--", color="grey", label="parameters per class (F + 1)")
     n_train = next(c.params["n_train"] for c in cells)
     ax.axhline(n_train, color="k", ls=":", lw=1, label=f"n = {n_train} (tr(S) <= n)")
-    ax.axhline(_mean(rows, "linear_dof")[0], color="C4", ls="-.", lw=1, label="tr(S), linear ridge (41 params)")
+    ax.axhline(row_means(rows, "linear_dof")[0], color="C4", ls="-.", lw=1, label="tr(S), linear ridge (41 params)")
     ax.set(xscale="log", yscale="log", xlabel="random features F", ylabel="degrees of freedom",
            title="Ridge smoothers: tr(S) saturates")
     ax.legend(fontsize=7)

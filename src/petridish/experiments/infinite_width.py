@@ -230,7 +230,7 @@ EXPERIMENT = Experiment(
         Param("w_std", float, default=1.4142135623730951, low=0.1, help="weight standard deviation σ_w"),
         Param("b_std", float, default=0.1, low=0.0, help="bias standard deviation σ_b"),
     ),
-    run=run, analyze=analyze, plot=plot, seeds=3, quick_seeds=3, version=1, runtime="~5 min",
+    run=run, analyze=analyze, plot=plot, seeds=3, quick_seeds=3, version=1, runtime="~1.5 min",
     table_by=("width",),
     table_metrics=("ntk_dist", "ntk_change", "mean_gap", "var_gap", "mean_gap_raw", "var_gap_raw", "train_loss"),
 )

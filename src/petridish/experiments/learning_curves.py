@@ -260,6 +260,6 @@ EXPERIMENT = Experiment(
                    "largest n for the largest p"),
     ),
     run=run, run_group=run_group, group_by=("features", "n"), analyze=analyze, plot=plot,
-    seeds=5, quick_seeds=3, version=1, runtime="~3 min",
+    seeds=5, quick_seeds=3, version=1, runtime="~35 s",
     table_by=("features", "arm", "n"), table_metrics=("test_error", "train_error"),
 )

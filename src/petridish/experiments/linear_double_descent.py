@@ -138,6 +138,6 @@ EXPERIMENT = Experiment(
         Param("ridge", str, default=["none", "optimal"], quick=["none", "optimal"], choices=("none", "optimal"),
               help="ridgeless, or Bayes-optimal ridge λ = σ²p/r²"),
     ),
-    run=run, analyze=analyze, plot=plot, seeds=20, quick_seeds=5, runtime="~20 s",
+    run=run, analyze=analyze, plot=plot, seeds=20, quick_seeds=5, runtime="~15 s",
     table_by=("ridge", "gamma"), table_metrics=("risk", "theory_risk"),
 )

@@ -185,7 +185,7 @@ EXPERIMENT = Experiment(
     ),
     run=run, run_group=run_group,
     group_by=("model", "shuffle", "n_train", "n_test", "steps", "lr", "batch_size"),
-    analyze=analyze, plot=plot, seeds=3, quick_seeds=3, version=1, runtime="~7 min",
+    analyze=analyze, plot=plot, seeds=3, quick_seeds=3, version=1, runtime="~5.5 min",
     table_by=("model", "shuffle"),
     table_metrics=("test_acc", "paper_acc", "train_acc"),
 )

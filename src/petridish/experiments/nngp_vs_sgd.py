@@ -220,7 +220,7 @@ EXPERIMENT = Experiment(
         Param("batch_size", int, default=50, low=1, help="SGD minibatch"),
         Param("lr", float, default=0.05, low=1e-6, help="SGD learning rate (momentum 0.9)"),
     ),
-    run=run, analyze=analyze, plot=plot, seeds=3, quick_seeds=3, version=1, runtime="~6 min",
+    run=run, analyze=analyze, plot=plot, seeds=3, quick_seeds=3, version=1, runtime="~3 min",
     table_by=("dataset", "model"),
     table_metrics=("accuracy", "depth", "w_std", "b_std", "diag_reg", "val_accuracy", "train_accuracy"),
 )

@@ -21,7 +21,7 @@ from scipy import stats as st
 from petridish.data import label_noise as add_label_noise
 from petridish.data import mnist1d
 from petridish.instruments import norm_measures
-from petridish.lab import Analysis, Experiment, Param, aggregate
+from petridish.lab import Analysis, Experiment, Param, aggregate, row_means
 from petridish.train import train_ensemble
 
 # name -> label; every one is a per-cell scalar metric.
@@ -66,10 +66,7 @@ def run_group(params_list: list[dict], seeds: list[int]) -> list[dict]:
         model = res.member(k).double().eval()
         m = {
             "params": sum(q.numel() for q in model.parameters()),
-            "train_error": 1.0 - float(res.eval_history["train"]["accuracy"][k, -1]),
-            "test_error": 1.0 - float(res.eval_history["test"]["accuracy"][k, -1]),
-            "train_loss": float(res.eval_history["train"]["loss"][k, -1]),
-            "test_loss": float(res.eval_history["test"]["loss"][k, -1]),
+            **res.final_metrics(k),
         }
         m.update(norm_measures(model, x64, ds.y_train, quantile=p["margin_quantile"]))
         out.append(m)
@@ -85,18 +82,14 @@ def _rows(cells) -> list[dict]:
     return sorted([r for r in rows if "test_error" in r["metrics"]], key=lambda r: r["params"]["width"])
 
 
-def _mean(rows, name) -> np.ndarray:
-    return np.array([r["metrics"].get(name, {}).get("mean", math.nan) for r in rows], dtype=float)
-
-
 def rank_correlations(rows) -> dict[str, dict[str, float]]:
     """Spearman ρ and Kendall τ of each measure's per-width mean with the mean test error,
     over the widths where the measure is finite (the normalized complexity is infinite,
     i.e. vacuous, where the γ-margin is <= 0)."""
-    te = _mean(rows, "test_error")
+    te = row_means(rows, "test_error")
     out = {}
     for name in MEASURES:
-        v = _mean(rows, name)
+        v = row_means(rows, name)
         ok = np.isfinite(v) & np.isfinite(te)
         if ok.sum() >= 3 and np.ptp(v[ok]) > 0 and np.ptp(te[ok]) > 0:
             rho = float(st.spearmanr(v[ok], te[ok]).statistic)
@@ -118,7 +111,7 @@ def analyze(cells) -> Analysis:
     if not rows:
         return Analysis(["No finished cells."], {})
     widths = [r["params"]["width"] for r in rows]
-    tr, te = _mean(rows, "train_error"), _mean(rows, "test_error")
+    tr, te = row_means(rows, "train_error"), row_means(rows, "test_error")
     fit = [i for i, e in enumerate(tr) if e <= INTERPOLATES]
     findings, values = [], {"widths": widths, "test_error": te.tolist(), "train_error": tr.tolist()}
     if fit:
@@ -129,7 +122,7 @@ def analyze(cells) -> Analysis:
             f"Training error reaches {100 * tr[i0]:.1f}% at width {widths[i0]} (the interpolation width) and stays "
             f"<= {100 * INTERPOLATES:.0f}% beyond; test error goes from {100 * te[i0]:.1f}% there to "
             f"{100 * te[-1]:.1f}% at width {widths[-1]}, although the parameter count grows "
-            f"{_mean(rows, 'params')[-1] / _mean(rows, 'params')[i0]:.0f}-fold.")
+            f"{row_means(rows, 'params')[-1] / row_means(rows, 'params')[i0]:.0f}-fold.")
     else:
         findings.append(f"No width reached training error <= {100 * INTERPOLATES:.0f}% "
                         f"(lowest {100 * np.nanmin(tr):.1f}%): train longer or wider.")
@@ -163,7 +156,7 @@ def plot(cells, fig) -> None:
         m, lo, hi = (np.array([r["metrics"][name][s] for r in rows]) for s in ("mean", "lo", "hi"))
         ax1.plot(w, m, "o-", color=color, label=f"{label} error")
         ax1.fill_between(w, lo, hi, color=color, alpha=0.25)
-    tr = _mean(rows, "train_error")
+    tr = row_means(rows, "train_error")
     fit = np.flatnonzero(tr <= INTERPOLATES)
     if fit.size:
         ax1.axvline(w[fit[0]], color="grey", ls=":", lw=1)
@@ -218,7 +211,7 @@ EXPERIMENT = Experiment(
     run=run, run_group=run_group,
     group_by=("depth", "n_train", "n_test", "label_noise", "epochs", "lr", "momentum", "batch_size",
               "margin_quantile", "width"),
-    analyze=analyze, plot=plot, seeds=3, quick_seeds=3, version=1, runtime="~6 min",
+    analyze=analyze, plot=plot, seeds=3, quick_seeds=3, version=1, runtime="~1 min",
     table_by=("width",),
     table_metrics=("params", "train_error", "test_error", "path_norm", "spectral_complexity_normalized"),
 )

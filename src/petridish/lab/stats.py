@@ -58,3 +58,8 @@ def aggregate(cells, by: Sequence[str], metrics: Sequence[str] | None = None,
                 row["metrics"][name] = {"mean": m, "lo": lo, "hi": hi}
         rows.append(row)
     return rows
+
+
+def row_means(rows: Sequence[dict[str, Any]], name: str) -> np.ndarray:
+    """(len(rows),) mean of metric ``name`` per ``aggregate`` row; NaN where a row lacks it."""
+    return np.array([r["metrics"].get(name, {}).get("mean", np.nan) for r in rows], dtype=float)

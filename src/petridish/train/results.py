@@ -60,6 +60,16 @@ class EnsembleResult:
     def k(self) -> int:
         return len(self.seeds)
 
+    def final_metrics(self, k: int) -> dict[str, float]:
+        """Member ``k``'s last evaluation: ``{set}_error`` (1 - accuracy, where tracked) and ``{set}_loss``."""
+        out = {}
+        for name, hist in self.eval_history.items():
+            if "accuracy" in hist:
+                out[f"{name}_error"] = 1.0 - float(hist["accuracy"][k, -1])
+            if "loss" in hist:
+                out[f"{name}_loss"] = float(hist["loss"][k, -1])
+        return out
+
     def member(self, k: int) -> nn.Module:
         """Rebuild trained member ``k`` as a standalone nn.Module."""
         if self._build is None:
