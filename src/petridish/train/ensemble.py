@@ -91,7 +91,7 @@ def train_ensemble(model_fn: Callable[[int], nn.Module] | str, x: torch.Tensor, 
     opt = StackedOptimizer(engine.params, kind=cfg.optimizer, lr=lrs, momentum=moms,
                            weight_decay=wds, betas=cfg.betas, eps=cfg.eps)
 
-    history = torch.full((k, cfg.steps), math.nan, dtype=torch.float64)
+    losses: list[torch.Tensor] = []        # (K,) per step, NaN for stopped members
     active = torch.ones(k, dtype=torch.bool)
     diverged = torch.zeros(k, dtype=torch.bool)
     reached = torch.zeros(k, dtype=torch.bool)
@@ -101,28 +101,34 @@ def train_ensemble(model_fn: Callable[[int], nn.Module] | str, x: torch.Tensor, 
     eval_steps: list[int] = []
     batches = _batch_stream(x, y, y_stacked, cfg.batch_size, data_seeds)
     all_active = True
-    last = recorded = 0
+    last = together = 0                    # steps so far; steps every member took
     for step in range(cfg.steps):
         xb, yb, xs = next(batches)
         loss_k, grads = engine.loss_and_grads(xb, yb, x_stacked=xs, y_stacked=xs or y_stacked)
-        loss64 = loss_k.to(torch.float64)
-        history[:, step] = torch.where(active, loss64, math.nan)
-        recorded = step + 1
-        stop = ~torch.isfinite(loss64)
-        if cfg.target_loss is not None:
-            hit = loss64 <= cfg.target_loss
-            reached |= active & hit & ~stop
-            stop |= hit
-        stop &= active
-        if bool(stop.any()):
-            diverged |= stop & ~torch.isfinite(loss64)
-            active &= ~stop
-            all_active = False
-        if not bool(active.any()):
+        # fast path: every member still training and no target: one finiteness check (a
+        # finite sum implies every member's loss is finite)
+        if not (all_active and cfg.target_loss is None and math.isfinite(float(loss_k.sum()))):
+            loss64 = loss_k.to(torch.float64)
+            stop = ~torch.isfinite(loss64)
+            if cfg.target_loss is not None:
+                hit = loss64 <= cfg.target_loss
+                reached |= active & hit & ~stop
+                stop |= hit
+            loss_k = torch.where(active, loss64, math.nan)
+            stop &= active
+            if bool(stop.any()):
+                diverged |= stop & ~torch.isfinite(loss64)
+                active &= ~stop
+                all_active = False
+        losses.append(loss_k)
+        if not all_active and not bool(active.any()):
             break
         mult = lr_multiplier(cfg.schedule, step, cfg.steps, warmup_fraction=cfg.warmup_fraction)
         opt.step(grads, mult, None if all_active else active)
-        done += active.to(torch.int64)
+        if all_active:
+            together += 1
+        else:
+            done += active.to(torch.int64)
         last = step + 1
         if last in points and eval_sets:
             _record(engine, eval_sets, cfg.loss, k, evals, eval_steps, last)
@@ -131,8 +137,11 @@ def train_ensemble(model_fn: Callable[[int], nn.Module] | str, x: torch.Tensor, 
     if eval_sets and (not eval_steps or eval_steps[-1] != last):
         _record(engine, eval_sets, cfg.loss, k, evals, eval_steps, last)
     params, buffers = engine.export()
+    done += together
+    history = torch.stack([l.to(torch.float64) for l in losses], dim=1) if losses else \
+        torch.empty(k, 0, dtype=torch.float64)
     return EnsembleResult(
-        params=params, buffers=buffers, loss_history=history[:, :recorded],
+        params=params, buffers=buffers, loss_history=history,
         steps=done, diverged=diverged, reached_target=reached,
         steps_to_target=torch.where(reached, done, torch.full_like(done, -1)),
         seeds=seeds, path=used, eval_steps=eval_steps,
@@ -209,11 +218,12 @@ def _batch_stream(x, y, y_stacked, batch_size, data_seeds):
         for s in slices:
             idx = order[:, s]                                    # (K, B)
             b = idx.shape[1]
-            xb = x.index_select(0, idx.reshape(-1)).reshape(k, b, *x.shape[1:])
+            flat = idx.reshape(-1)                               # (K·B,) one copy, used twice
+            xb = x.index_select(0, flat).reshape(k, b, *x.shape[1:])
             if y_stacked:
                 yb = y.gather(1, idx.reshape(k, b, *([1] * (y.dim() - 2))).expand(k, b, *y.shape[2:]))
             else:
-                yb = y.index_select(0, idx.reshape(-1)).reshape(k, b, *y.shape[1:])
+                yb = y.index_select(0, flat).reshape(k, b, *y.shape[1:])
             yield xb, yb, True
 
 
