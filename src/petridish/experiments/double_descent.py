@@ -106,7 +106,7 @@ EXPERIMENT = Experiment(
     run=run, run_group=run_group,
     group_by=("arm", "n_train", "n_test", "epochs", "lr", "momentum", "batch_size", "curve_points",
               "rf_n", "dim"),
-    max_group=256, analyze=analyze, plot=plot, seeds=3, quick_seeds=3, version=2, runtime="~8 min",
+    max_group=256, analyze=analyze, plot=plot, seeds=3, quick_seeds=3, version=2, runtime="~6 min",
     table_by=("arm", "width", "noise"),
     table_metrics=("test_error", "train_error", "test_loss", "test_mse", "excess_risk", "size", "n_params"),
 )
