@@ -11,12 +11,7 @@ from petridish.instruments import (effective_dimension, epsilon_sharpness, hessi
                                    top_eigenvalues)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _trained(seed=0):

@@ -11,13 +11,7 @@ from petridish.instruments import (eigsh, hessian_trace, hvp_operator, spectral_
 from petridish.instruments.functional import flat_loss
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny tensors: threading only adds overhead (and the CI box has 2 cores).
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _problem(seed=0, loss="cross_entropy"):

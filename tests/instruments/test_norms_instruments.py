@@ -11,12 +11,7 @@ from petridish.instruments import (frobenius_norms, margin_normalized_complexity
                                    norm_measures, path_norm, spectral_complexity, spectral_norm)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _mlp(sizes, bias, seed=0):

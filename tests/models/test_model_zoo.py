@@ -8,14 +8,7 @@ from petridish.models import (CNN1D, MLP, AttentionClassifier, GRUClassifier, Li
 
 NAMES = ["linear", "random-features", "mlp", "cnn", "gru", "attention"]
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: one intra-op thread is faster and immune to a busy machine."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("name", NAMES)

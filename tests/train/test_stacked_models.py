@@ -12,12 +12,7 @@ from petridish.train.stacked_models import GRUScan
 DS = D.gaussian_mixture(n_train=300, n_test=200, dim=24, classes=10, separation=3.0, seed=1)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _rel(a, b):

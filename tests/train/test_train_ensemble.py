@@ -10,14 +10,7 @@ from petridish.train import scale_weights, train, train_ensemble
 DS = D.gaussian_mixture(n_train=400, n_test=300, dim=40, classes=10, separation=3.0, seed=0)
 NOISY = [D.label_noise(DS, 0.2, seed=s).y_train for s in range(3)]
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: one intra-op thread is faster and immune to a busy machine."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _rel(a, b):

@@ -10,14 +10,7 @@ from petridish.models import Linear, build_model
 from petridish.train import lr_multiplier, train
 from petridish.train.batches import batch_indices
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: one intra-op thread is faster and immune to a busy machine."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_full_batch_gd_on_least_squares_reaches_the_lstsq_solution():
