@@ -45,6 +45,9 @@ def test_fast_mlp_path_matches_solo_training_after_200_steps():
     with torch.no_grad():
         direct = (member(DS.x_test).argmax(1) == DS.y_test).double().mean()
     assert abs(float(acc[1, -1]) - float(direct)) < 1e-12
+    assert ens.n_params == sum(q.numel() for q in member.parameters())
+    final = ens.final_metrics(1)
+    assert set(final) == {"test_error", "test_loss"} and abs(final["test_error"] - (1 - float(direct))) < 1e-12
 
 
 @pytest.mark.parametrize("loss,optimizer,momentum", [("ce", "sgd", 0.9), ("mse", "adam", 0.0)])

@@ -94,8 +94,7 @@ def run_group(params_list: list[dict], seeds: list[int]) -> list[dict]:
     res = train_ensemble("mlp", ds.x_train, ds.y_train, seeds=list(seeds), lr=p["lr"], momentum=p["momentum"],
                          batch_size=p["batch_size"], epochs=p["epochs"],
                          model_kwargs={"width": p["width"], "depth": 1, "d_out": CLASSES},
-                         eval_sets={"train": (ds.x_train, ds.y_train), "test": (ds.x_test, ds.y_test)},
-                         eval_every=10 ** 9)
+                         eval_sets={"train": (ds.x_train, ds.y_train), "test": (ds.x_test, ds.y_test)})
     ones = lambda x: torch.cat([x.double(), torch.ones(x.shape[0], 1, dtype=torch.float64)], 1)  # noqa: E731
     linear = ridge_arm(ones(ds.x_train), ones(ds.x_test), ds, p["ridge"])
     n_feat = rf_features_for(p["width"], ds.x_train.shape[1])
@@ -109,10 +108,7 @@ def run_group(params_list: list[dict], seeds: list[int]) -> list[dict]:
             out.append({"diverged": True, **m})
             continue
         model = res.member(k).eval()
-        m.update({
-            "params": sum(q.numel() for q in model.parameters()),
-            **res.final_metrics(k),
-        })
+        m.update({"params": res.n_params, **res.final_metrics(k)})
         m.update(hessian_neff(model, ds.x_train, ds.y_train, k=p["k"], z=p["z"], seed=seed))
         m["neff_fraction"] = m["neff"] / m["params"]
         out.append(m)

@@ -55,8 +55,7 @@ def run_group(params_list: list[dict], seeds: list[int]) -> list[dict]:
     res = train_ensemble("mlp", ds.x_train, ds.y_train, seeds=list(seeds), lr=p["lr"], momentum=p["momentum"],
                          batch_size=p["batch_size"], epochs=p["epochs"],
                          model_kwargs={"width": p["width"], "depth": p["depth"], "d_out": 10},
-                         eval_sets={"train": (ds.x_train, ds.y_train), "test": (ds.x_test, ds.y_test)},
-                         eval_every=10 ** 9)
+                         eval_sets={"train": (ds.x_train, ds.y_train), "test": (ds.x_test, ds.y_test)})
     x64 = ds.x_train.double()
     out = []
     for k in range(len(seeds)):
@@ -64,10 +63,7 @@ def run_group(params_list: list[dict], seeds: list[int]) -> list[dict]:
             out.append({"diverged": True, "width": p["width"]})
             continue
         model = res.member(k).double().eval()
-        m = {
-            "params": sum(q.numel() for q in model.parameters()),
-            **res.final_metrics(k),
-        }
+        m = {"params": res.n_params, **res.final_metrics(k)}
         m.update(norm_measures(model, x64, ds.y_train, quantile=p["margin_quantile"]))
         out.append(m)
     return out

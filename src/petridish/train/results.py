@@ -60,6 +60,11 @@ class EnsembleResult:
     def k(self) -> int:
         return len(self.seeds)
 
+    @property
+    def n_params(self) -> int:
+        """Trainable parameters per member."""
+        return sum(p[0].numel() for p in self.params.values())
+
     def final_metrics(self, k: int) -> dict[str, float]:
         """Member ``k``'s last evaluation: ``{set}_error`` (1 - accuracy, where tracked) and ``{set}_loss``."""
         out = {}

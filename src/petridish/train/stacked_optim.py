@@ -37,49 +37,43 @@ class StackedOptimizer:
 
     @torch.no_grad()
     def step(self, grads: list[torch.Tensor], multiplier: float, active: torch.Tensor | None) -> None:
-        """One update with lr·multiplier; ``active`` (K,) bool or None (= all active)."""
-        if active is None and self.kind != "adam":
-            self.t += 1
-            self._sgd_all_active(grads, multiplier)
-            return
-        lr = self.lr * multiplier
-        if active is not None:
-            lr = lr * active.to(lr.dtype)
-        self.t += 1
-        for i, (p, g) in enumerate(zip(self.params, grads)):
-            shape = self._shape(p)
-            if active is not None:
-                g = torch.where(active.view(shape), g, 0.0)
-            if self.use_wd:
-                g = g.addcmul_(self._wd_views[i], p)   # grads are fresh tensors: safe in place
-            lr_v = lr.view(shape)
-            if self.kind == "adam":
-                b1, b2 = self.betas
-                m, v = self.state1[i], self.state2[i]
-                m.mul_(b1).add_(g, alpha=1 - b1)
-                v.mul_(b2).addcmul_(g, g, value=1 - b2)
-                bc1, bc2 = 1 - b1 ** self.t, 1 - b2 ** self.t
-                denom = (v.sqrt() / math.sqrt(bc2)).add_(self.eps)
-                p.addcdiv_(m * (lr_v / bc1), denom, value=-1.0)
-            elif self.use_mom:
-                buf = self.state1[i]
-                buf.mul_(self._mom_views[i]).add_(g)
-                p.addcmul_(buf, lr_v, value=-1.0)
-            else:
-                p.addcmul_(g, lr_v, value=-1.0)
+        """One update with lr·multiplier; ``active`` (K,) bool or None (= all active).
 
-    def _sgd_all_active(self, grads: list[torch.Tensor], multiplier: float) -> None:
-        """The common case in a handful of foreach calls: same arithmetic, in the same order,
-        as the per-parameter loop, without its ~3 dispatches per tensor per step."""
-        if multiplier != self._lr_mult:
-            lr = self.lr * multiplier
-            self._lr_views = [lr.view(self._shape(p)) for p in self.params]
-            self._lr_mult = multiplier
+        foreach calls over all parameters (one dispatch per operation, not per tensor);
+        ``grads`` are fresh tensors, so they are updated in place."""
+        self.t += 1
+        lr_v = self._lr(multiplier, active)
+        if active is not None:
+            grads = [torch.where(active.view(self._shape(p)), g, 0.0) for p, g in zip(self.params, grads)]
         if self.use_wd:
             torch._foreach_addcmul_(grads, self._wd_views, self.params)
+        if self.kind == "adam":
+            b1, b2 = self.betas
+            m, v = self.state1, self.state2
+            torch._foreach_mul_(m, b1)
+            torch._foreach_add_(m, grads, alpha=1 - b1)
+            torch._foreach_mul_(v, b2)
+            torch._foreach_addcmul_(v, grads, grads, value=1 - b2)
+            bc1, bc2 = 1 - b1 ** self.t, 1 - b2 ** self.t
+            denom = torch._foreach_div(torch._foreach_sqrt(v), math.sqrt(bc2))
+            torch._foreach_add_(denom, self.eps)
+            step = torch._foreach_mul(m, [lr / bc1 for lr in lr_v])
+            torch._foreach_addcdiv_(self.params, step, denom, value=-1.0)
+            return
         if self.use_mom:
             torch._foreach_mul_(self.state1, self._mom_views)
             torch._foreach_add_(self.state1, grads)
             grads = self.state1
-        torch._foreach_addcmul_(self.params, grads, self._lr_views, value=-1.0)
+        torch._foreach_addcmul_(self.params, grads, lr_v, value=-1.0)
 
+    def _lr(self, multiplier: float, active: torch.Tensor | None) -> list[torch.Tensor]:
+        """Per-parameter (K, 1, ..., 1) views of lr·multiplier (zero for inactive members);
+        cached while every member is active and the multiplier is unchanged."""
+        if active is None and multiplier == self._lr_mult:
+            return self._lr_views
+        lr = self.lr * multiplier
+        if active is not None:
+            lr = lr * active.to(lr.dtype)
+        views = [lr.view(self._shape(p)) for p in self.params]
+        self._lr_mult, self._lr_views = (multiplier, views) if active is None else (None, [])
+        return views
