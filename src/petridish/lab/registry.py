@@ -1,0 +1,61 @@
+"""Experiment names: the lab's registry, which catalogues register into.
+
+The lab never imports a catalogue. A catalogue either calls ``register(exp)`` when it
+is imported, or declares itself in the ``petridish.experiments`` entry-point group of
+its package (petridish's own catalogue does, in pyproject.toml)::
+
+    [project.entry-points."petridish.experiments"]
+    petridish = "petridish.experiments:catalogue"
+
+An entry point may name an ``Experiment`` or a function returning experiments (a dict
+name -> Experiment or any iterable of them). Entry points are loaded once, on the first
+look-up of a name that is not registered yet.
+"""
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+from typing import Iterable
+
+from petridish.errors import PetridishError
+from petridish.lab.experiment import Experiment
+
+GROUP = "petridish.experiments"
+
+_registered: dict[str, Experiment] = {}
+_loaded = {"entry_points": False}
+
+
+def register(exp: Experiment) -> Experiment:
+    """Make ``exp`` findable by its name; returns it, so it can be used as a decorator-like call."""
+    if not isinstance(exp, Experiment):
+        raise TypeError(f"register() takes an Experiment. Got {type(exp).__name__}.")
+    _registered[exp.name] = exp
+    return exp
+
+
+def _load_entry_points() -> None:
+    if _loaded["entry_points"]:
+        return
+    _loaded["entry_points"] = True
+    for ep in entry_points(group=GROUP):
+        obj = ep.load()
+        found = obj() if callable(obj) and not isinstance(obj, Experiment) else obj
+        items: Iterable = found.values() if isinstance(found, dict) else ([found] if isinstance(found, Experiment) else found)
+        for exp in items:
+            _registered.setdefault(exp.name, exp)    # explicit register() calls win
+
+
+def catalogue() -> dict[str, Experiment]:
+    """Every known experiment, by name, sorted."""
+    _load_entry_points()
+    return dict(sorted(_registered.items()))
+
+
+def get(name: str) -> Experiment:
+    """The experiment called ``name``, or the one-line error that lists the allowed names."""
+    if name not in _registered:
+        _load_entry_points()
+    if name not in _registered:
+        raise PetridishError(f"Unknown experiment '{name}'. Allowed: {', '.join(sorted(_registered))}. "
+                             "Run 'petridish list' to see them.")
+    return _registered[name]
