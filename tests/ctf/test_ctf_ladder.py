@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from petridish.ctf.ladder import replay, round_to_step, step
+from petridish.ctf.ladder import TOLERANCE, nice_floor, release_grid, replay, round_to_step, step
 
 
 def test_ladder_accepts_only_beyond_one_standard_error():
@@ -12,7 +12,9 @@ def test_ladder_accepts_only_beyond_one_standard_error():
     n = 500
     first = rng.integers(0, 2, n).astype(float)
     st = step("ladder", first, None, None)
-    assert st.accepted and st.released == pytest.approx(first.mean())
+    grid = release_grid(first)
+    assert grid == 0.02 == nice_floor(0.5 / math.sqrt(n))
+    assert st.accepted and st.released == pytest.approx(first.mean(), abs=grid / 2 + 1e-9)
     # a second vector barely better than the first (40 errors fixed, 37 new ones):
     # the gain is below one paired standard error -> no change
     second = first.copy()
@@ -28,7 +30,58 @@ def test_ladder_accepts_only_beyond_one_standard_error():
     se3 = np.std(third - first, ddof=1) / math.sqrt(n)
     assert first.mean() - third.mean() > se3
     st3 = step("ladder", third, first, st.best_loss)
-    assert st3.accepted and st3.released == pytest.approx(third.mean())
+    assert st3.accepted and st3.released == pytest.approx(third.mean(), abs=grid / 2 + 1e-9)
+    assert round(st3.released / grid, 9) == round(st3.released / grid)      # on the grid
+
+
+@pytest.mark.parametrize("errors", [10, 14])
+def test_single_example_improvement_is_refused_in_exact_arithmetic(errors):
+    """Issue 11, item 14: with 10 or 14 public errors out of 500, fixing one example made
+    float64 `mean(l) < R - s/sqrt(n)` true (both sides are 1/n apart exactly: a tie)."""
+    n = 500
+    best = np.zeros(n)
+    best[:errors] = 1.0
+    better = best.copy()
+    better[0] = 0.0
+    s = np.std(better - best, ddof=1)
+    assert better.mean() < best.mean() - s / math.sqrt(n)        # the old float test: wrongly accepted
+    st = step("ladder", better, best, best.mean())
+    assert not st.accepted and st.released == best.mean()
+    two = better.copy()
+    two[1] = 0.0                                                # two fixed: (B - E)^2 = 4 > a = 2
+    assert step("ladder", two, best, best.mean()).accepted
+
+
+def test_every_single_example_change_is_refused_and_float_ties_use_the_tolerance():
+    n = 500
+    for errors in range(1, n):
+        best = np.zeros(n)
+        best[:errors] = 1.0
+        better = best.copy()
+        better[0] = 0.0
+        assert not step("ladder", better, best, best.mean()).accepted, errors
+        # the same tie with non-0-1 losses goes through the float test and its stated tolerance
+        assert not step("ladder", 0.25 * better, 0.25 * best, 0.25 * best.mean()).accepted, errors
+    # a gain beyond the threshold by more than the tolerance is accepted on the float path
+    best = np.full(n, 0.3)
+    assert step("ladder", best - 10 * TOLERANCE, best, 0.3).accepted
+    assert not step("ladder", best - TOLERANCE / 10, best, 0.3).accepted
+
+
+def test_first_release_is_rounded_never_exact():
+    """Issue 11, item 2: a throwaway account's first score must not reveal the exact mean."""
+    n = 500
+    base = np.zeros(n)
+    base[:61] = 1.0                             # 61 errors: mean 0.122
+    probe = base.copy()
+    probe[100] = 1.0                            # one more error: 0.124
+    a, b = step("ladder", base, None, None), step("ladder", probe, None, None)
+    assert a.released == b.released == 0.12    # the single-example difference is invisible
+    assert a.released != base.mean()
+    # non-0-1 losses: rounded to their own standard error's 1-2-5 step
+    losses = np.linspace(0, 2, n)
+    assert release_grid(losses) == nice_floor(np.std(losses, ddof=1) / math.sqrt(n)) == 0.02
+    assert step("ladder", losses, None, None).released == 1.0
 
 
 def test_fixed_ladder_steps_and_rounds():
