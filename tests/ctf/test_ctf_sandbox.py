@@ -11,6 +11,7 @@ import pytest
 import ctf_models as cm
 from petridish.ctf import sandbox
 from petridish.ctf.sandbox import ScoringFailed, run_model
+from petridish.ctf.validate import Signature
 
 
 @pytest.fixture
@@ -23,7 +24,7 @@ def inputs(tmp_path):
 def score(tmp_path, data, inputs_path, **kw):
     path = tmp_path / f"m{time.monotonic_ns()}.onnx"
     path.write_bytes(data)
-    limits = dict(timeout_s=2.0, memory_mb=1024, cpu_s=20, batch_size=16)
+    limits = dict(timeout_s=2.0, memory_mb=1024, cpu_s=20, batch_size=16, signature=Signature(5, 3))
     limits.update(kw)
     return run_model(path, inputs_path, work_dir=tmp_path / "w", **limits)
 

@@ -4,7 +4,7 @@ import onnx
 import pytest
 
 import ctf_models as cm
-from petridish.ctf.validate import Refused, Signature, validate_model
+from petridish.ctf.validate import Refused, ScoredOutput, Signature, validate_model
 
 SIG = Signature(input_dim=5, n_outputs=2)
 LIMITS = dict(max_bytes=100_000, opset_min=13, opset_max=21)
@@ -23,7 +23,8 @@ def refused(data, **kw) -> str:
 
 
 def test_accepts_a_good_model():
-    assert isinstance(check(cm.linear(np.ones((5, 2)))), onnx.ModelProto)
+    assert check(cm.linear(np.ones((5, 2)))) == ScoredOutput("output", zipmap=False, probabilities=False,
+                                                            vector=False)
 
 
 def test_refusals_name_what_was_expected():

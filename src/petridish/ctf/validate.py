@@ -1,11 +1,28 @@
-"""Static validation of a submitted ONNX model, before anything runs.
+"""Static validation of a submitted ONNX model, and the choice of the output that is scored.
 
+Runs inside the sandbox's limited child (``sandbox.check_upload``), never in the web process:
+parsing, the checker and shape inference of a crafted model can take gigabytes and minutes.
 Checks, in order (each refusal is one line saying what was expected):
 size cap -> parses as an ONNX ModelProto -> no external data (initializers, sparse
 initializers, tensor attributes, in every subgraph) -> only the ai.onnx / ai.onnx.ml domains
-and an ai.onnx opset in the allowed range, no model-local functions -> one float input of
-shape (batch, input_dim), first output float (batch, n_outputs) -> onnx.checker with full_check.
-Nothing here unpickles or executes the model.
+and an ai.onnx opset in the allowed range, no model-local functions -> one float32 input of
+shape (batch, input_dim) -> a scored output (below) -> onnx.checker with full_check (which
+includes strict shape inference). Nothing here unpickles or executes the model.
+
+Accepted graphs (the scored output is chosen by type, then by name):
+- a float tensor of shape (batch, k), k = the task's number of classes or targets: logits or
+  scores (torch.onnx.export, TorchScript or dynamo mode; petridish.ctf.export_onnx), or
+  probabilities (a Keras-style graph ending in Softmax; skl2onnx with ``zipmap=False``, whose
+  first output is the int64 'label' and second the float 'probabilities');
+- a ZipMap output, a sequence of maps class -> probability (skl2onnx's default
+  'output_probability'); its int64 class labels must be exactly the task's labels 0..k-1,
+  and the referee reads the values in class order;
+- for a task with one regression target, a float tensor of shape (batch,) or (batch, 1).
+Other outputs (e.g. an int64 predicted label) are ignored. If several float tensors qualify,
+one whose name mentions probabilities, logits, scores or output wins, else the first one.
+Probabilities (from ZipMap, Softmax, or an output named '*prob*') are scored as log-
+probabilities, so cross-entropy is -log p[y]; accuracy is the same either way.
+Class labels in any ai.onnx.ml classifier or ZipMap node must be the integers 0..k-1.
 """
 from __future__ import annotations
 
@@ -15,6 +32,7 @@ import onnx
 from onnx import AttributeProto, TensorProto
 
 ALLOWED_DOMAINS = ("", "ai.onnx", "ai.onnx.ml")
+PREFERRED_NAMES = ("prob", "logit", "score", "output")   # substrings, in order of preference
 
 
 class Refused(Exception):
@@ -24,15 +42,40 @@ class Refused(Exception):
 @dataclass(frozen=True)
 class Signature:
     input_dim: int
-    n_outputs: int
+    n_outputs: int     # classes, or regression targets
+
+
+@dataclass(frozen=True)
+class ScoredOutput:
+    """Which graph output is scored and how to read it."""
+    name: str
+    zipmap: bool          # a sequence of maps (class -> probability), read in class order
+    probabilities: bool   # scored as log-probabilities
+    vector: bool          # shape (batch,): one regression target
 
 
 def validate_model(data: bytes, *, signature: Signature, max_bytes: int,
-                   opset_min: int, opset_max: int) -> onnx.ModelProto:
+                   opset_min: int, opset_max: int) -> ScoredOutput:
+    """The scored output of a valid model; raises Refused with one line otherwise."""
     if len(data) > max_bytes:
         raise Refused(f"The model file must be at most {max_bytes} bytes. Got {len(data)} bytes.")
     if len(data) == 0:
         raise Refused("The model file must be a non-empty ONNX model. Got an empty file.")
+    model = parse(data)
+    _check_no_external_data(model.graph)
+    _check_domains(model, opset_min, opset_max)
+    scored = scored_output(model, signature)   # cheap and the clearest message, so before the checker
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except MemoryError:
+        raise
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise Refused(f"The model must pass onnx.checker.check_model(full_check=True). Got: {first}") from None
+    return scored
+
+
+def parse(data: bytes) -> onnx.ModelProto:
     try:
         model = onnx.load_model_from_string(data)
     except Exception:   # protobuf DecodeError and friends; the message may be long, keep ours
@@ -41,14 +84,6 @@ def validate_model(data: bytes, *, signature: Signature, max_bytes: int,
     if not model.HasField("graph") or not model.opset_import:
         raise Refused("The model file must be a serialized ONNX ModelProto with a graph and an "
                       "opset import. Got a file without them (truncated or not an ONNX file).")
-    _check_no_external_data(model.graph)
-    _check_domains(model, opset_min, opset_max)
-    _check_signature(model, signature)     # cheap and the clearest message, so before the checker
-    try:
-        onnx.checker.check_model(model, full_check=True)
-    except Exception as exc:
-        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
-        raise Refused(f"The model must pass onnx.checker.check_model(full_check=True). Got: {first}") from None
     return model
 
 
@@ -122,7 +157,32 @@ def _shape_text(dims) -> str:
     return "unknown" if dims is None else "(" + ", ".join("?" if d is None else str(d) for d in dims) + ")"
 
 
-def _check_signature(model: onnx.ModelProto, sig: Signature) -> None:
+def scored_output(model: onnx.ModelProto, sig: Signature) -> ScoredOutput:
+    """Check the input and class labels, and choose the scored output (module docstring)."""
+    _check_input(model, sig)
+    _check_class_labels(model, sig)
+    outputs = list(model.graph.output)
+    producers = {o: n.op_type for n in model.graph.node for o in n.output}
+    tensors = [o for o in outputs if _scores_tensor(o, sig)]
+    if tensors:
+        named = [o for key in PREFERRED_NAMES for o in tensors if key in o.name.lower()]
+        o = (named or tensors)[0]
+        probs = "prob" in o.name.lower() or producers.get(o.name) in ("Softmax", "ZipMap")
+        return ScoredOutput(o.name, zipmap=False, probabilities=probs and sig.n_outputs > 1,
+                            vector=len(_dims(o)[1]) == 1)
+    for o in outputs:
+        if _is_zipmap(o) and producers.get(o.name) == "ZipMap" and sig.n_outputs > 1:
+            return ScoredOutput(o.name, zipmap=True, probabilities=True, vector=False)
+    want = f"a float32 output of shape (batch, {sig.n_outputs})"
+    if sig.n_outputs == 1:
+        want += " or (batch,)"
+    else:
+        want += " or a ZipMap of class probabilities"
+    got = ", ".join(f"{o.name[:32]!r}: {_type_text(o)}" for o in outputs[:4]) or "no outputs"
+    raise Refused(f"The model must have {want}. Got {got}.")
+
+
+def _check_input(model: onnx.ModelProto, sig: Signature) -> None:
     inits = {t.name for t in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in inits]
     want_in = f"one float32 input of shape (batch, {sig.input_dim})"
@@ -133,14 +193,44 @@ def _check_signature(model: onnx.ModelProto, sig: Signature) -> None:
             or dims[0] not in (None,):
         got = f"{_elem_name(elem)} input of shape {_shape_text(dims)}"
         raise Refused(f"The model must have {want_in} with a dynamic batch axis. Got a {got}.")
-    want_out = f"a float32 output of shape (batch, {sig.n_outputs})"
-    if len(model.graph.output) < 1:
-        raise Refused(f"The model must have {want_out}. Got no outputs.")
-    elem, dims = _dims(model.graph.output[0])
-    ok_dims = dims is not None and len(dims) == 2 and dims[1] in (sig.n_outputs, None)
-    if elem != TensorProto.FLOAT or not ok_dims:
-        got = f"{_elem_name(elem)} output of shape {_shape_text(dims)}"
-        raise Refused(f"The model must have {want_out} as its first output. Got a {got}.")
+
+
+def _scores_tensor(o: onnx.ValueInfoProto, sig: Signature) -> bool:
+    elem, dims = _dims(o)
+    if elem != TensorProto.FLOAT or dims is None:
+        return False
+    if len(dims) == 2:
+        return dims[1] in (sig.n_outputs, None)
+    return len(dims) == 1 and sig.n_outputs == 1
+
+
+def _is_zipmap(o: onnx.ValueInfoProto) -> bool:
+    t = o.type
+    if not t.HasField("sequence_type") or not t.sequence_type.elem_type.HasField("map_type"):
+        return False
+    m = t.sequence_type.elem_type.map_type
+    return m.key_type == TensorProto.INT64 and m.value_type.tensor_type.elem_type == TensorProto.FLOAT
+
+
+def _check_class_labels(model: onnx.ModelProto, sig: Signature) -> None:
+    """ai.onnx.ml classifiers and ZipMap name their classes: they must be the task's 0..k-1."""
+    want = list(range(sig.n_outputs))
+    for node in model.graph.node:
+        for attr in node.attribute:
+            if attr.name in ("classlabels_ints", "classlabels_int64s") and sorted(attr.ints) != want:
+                got = list(attr.ints[:12])
+                raise Refused(f"The model's class labels ({node.op_type} {attr.name}) must be the task's "
+                              f"labels 0..{sig.n_outputs - 1}. Got {got}{'...' if len(attr.ints) > 12 else ''}.")
+            if attr.name == "classlabels_strings" and len(attr.strings) > 0:
+                raise Refused(f"The model's class labels ({node.op_type}) must be the integers "
+                              f"0..{sig.n_outputs - 1}. Got string labels; train on integer labels.")
+
+
+def _type_text(o: onnx.ValueInfoProto) -> str:
+    if o.type.HasField("tensor_type"):
+        elem, dims = _dims(o)
+        return f"{_elem_name(elem)} {_shape_text(dims)}"
+    return "sequence" if o.type.HasField("sequence_type") else "non-tensor"
 
 
 def _elem_name(elem) -> str:

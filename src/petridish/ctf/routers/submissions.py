@@ -9,7 +9,7 @@ from petridish.ctf import storage
 from petridish.ctf.db import Competitor, Submission, Task
 from petridish.ctf.deps import current_competitor, get_db, get_task
 from petridish.ctf.intake import NewSubmission
-from petridish.ctf.validate import Refused, Signature, validate_model
+from petridish.ctf.validate import Refused, Signature
 from petridish.ctf.views import is_open, iso, submission_dict, submissions_today
 
 router = APIRouter(prefix="/api", tags=["submissions"])
@@ -28,8 +28,7 @@ def submit(request: Request, file: UploadFile, task: Task = Depends(get_task),
     session.rollback()    # hand the connection back while the file is validated and written
     data = file.file.read(st.max_model_bytes + 1)
     try:
-        validate_model(data, signature=signature,
-                       max_bytes=st.max_model_bytes, opset_min=st.opset_min, opset_max=st.opset_max)
+        state.scorer.check_upload(data, signature)   # in the sandbox, with the scoring limits
     except Refused as exc:
         raise HTTPException(413 if len(data) > st.max_model_bytes else 422, str(exc))
     file_name = storage.new_model_name()
@@ -45,7 +44,7 @@ def submit(request: Request, file: UploadFile, task: Task = Depends(get_task),
     if sub is None:                      # the limit was reached while this file was checked
         path.unlink(missing_ok=True)
         raise _limit_reached(task_name, daily_limit)
-    state.scorer.enqueue(sub.id)
+    state.scorer.enqueue(sub.id, comp_id)
     return {"id": sub.id, "task": task_name, "status": "queued", "created_at": iso(sub.created_at)}
 
 
