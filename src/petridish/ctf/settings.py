@@ -20,7 +20,7 @@ class Settings(BaseSettings):
     db_url: str | None = None                  # None: sqlite:///<data_dir>/ctf.sqlite (WAL)
     data_dir: Path = Path("petridish-ctf")     # task arrays and submitted models live here
     max_model_bytes: int = Field(default=5 * 2**20, gt=0)     # upload cap, bytes
-    opset_min: int = Field(default=13, ge=1)   # allowed range of the ai.onnx opset
+    opset_min: int = Field(default=7, ge=1)    # allowed range of the ai.onnx opset (skl2onnx emits 9)
     opset_max: int = Field(default=23, ge=1)
     daily_limit: int = Field(default=20, gt=0)  # default submissions per competitor per task per UTC day
     decimals: int = Field(default=5, ge=0, le=10)    # default rounding of displayed scores
