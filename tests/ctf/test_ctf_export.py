@@ -1,11 +1,14 @@
-"""export_onnx: petridish and plain torch models become files the referee accepts, and
-onnxruntime reproduces the torch outputs (the oracle)."""
+"""export_onnx: petridish and plain torch models become files the referee accepts, with both
+torch exporters (TorchScript, and dynamo when onnxscript is installed), and onnxruntime
+reproduces the torch outputs (the oracle)."""
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 import torch
 
 from petridish.ctf import export_onnx
+from petridish.ctf.export import has_onnxscript
 from petridish.ctf.validate import Signature, validate_model
 from petridish.errors import InvalidParameterError
 
@@ -18,11 +21,18 @@ def _models():
     return [pytest.param(*c, id=c[0]) for c in cases]
 
 
+EXPORTERS = ["torchscript", pytest.param("dynamo", marks=pytest.mark.skipif(
+    not has_onnxscript(), reason="torch's dynamo exporter needs onnxscript (pip install onnxscript)"))]
+
+
+@pytest.mark.parametrize("exporter", EXPORTERS)
 @pytest.mark.parametrize("name,model,d_in,d_out", _models())
-def test_exported_models_are_accepted_and_exact(tmp_path, name, model, d_in, d_out):
-    path = export_onnx(model, tmp_path / f"{name}.onnx", input_dim=d_in)
+def test_exported_models_are_accepted_and_exact(tmp_path, name, model, d_in, d_out, exporter):
+    path = export_onnx(model, tmp_path / f"{name}.onnx", input_dim=d_in, exporter=exporter)
     data = path.read_bytes()
     validate_model(data, signature=Signature(d_in, d_out), max_bytes=5 * 2**20, opset_min=13, opset_max=21)
+    if exporter == "dynamo":   # torch's dynamo exporter writes IR version 10 and opset 18
+        assert onnx.load_model_from_string(data).ir_version >= 10
     x = np.random.default_rng(0).normal(size=(33, d_in)).astype(np.float32)   # batch != export batch
     sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     got = sess.run(None, {"input": x})[0]
