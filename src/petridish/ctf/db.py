@@ -1,7 +1,10 @@
 """SQLAlchemy 2 models and the engine. Portable column types only (SQLite default, PostgreSQL works).
 
 Tables: tasks, competitors, submissions, ladder_states (one row per task x competitor:
-the Ladder's released score R and the best submission's public loss vector).
+the Ladder's released score R and the best submission's public loss vector), web_sessions
+(browser logins; logout deletes the row), invitations (single-use registration codes) and
+referee_flags (settings an admin changes at run time: whether registration is open).
+Only whole tables were ever added, so ``create_all`` upgrades an older database in place.
 """
 from __future__ import annotations
 
@@ -80,6 +83,32 @@ class LadderState(Base):
     best_submission_id: Mapped[int] = mapped_column(Integer)
     best_losses: Mapped[bytes] = mapped_column(LargeBinary)   # float64 (n_public,) little-endian
     n_scored: Mapped[int] = mapped_column(Integer, default=0)  # ladder updates applied
+
+
+class WebSession(Base):
+    """A browser login: the cookie holds a random id; only its SHA-256 is stored."""
+    __tablename__ = "web_sessions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sid_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    competitor_id: Mapped[int] = mapped_column(ForeignKey("competitors.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime, index=True)
+
+
+class Invitation(Base):
+    """A single-use registration code issued by the admin; only its SHA-256 is stored."""
+    __tablename__ = "invitations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    used_by: Mapped[int | None] = mapped_column(ForeignKey("competitors.id"), nullable=True)
+
+
+class RefereeFlag(Base):
+    __tablename__ = "referee_flags"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(256))
 
 
 def make_engine(url: str, *, durable: bool = True) -> Engine:

@@ -1,14 +1,31 @@
-"""FastAPI dependencies: a database session per request, the competitor behind a token, the admin."""
+"""FastAPI dependencies: a database session per request, the competitor behind a token or a
+browser session, the admin, and the bounded integer types of paths and bodies."""
 from __future__ import annotations
 
-from typing import Iterator
+import datetime as dt
+from typing import Annotated, Iterator
 
-from fastapi import Depends, Header, HTTPException, Request
+from fastapi import Depends, Header, HTTPException, Path, Request
+from pydantic import AfterValidator, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from petridish.ctf import security, storage
-from petridish.ctf.db import Competitor, Task
+from petridish.ctf.db import Competitor, Task, WebSession, utcnow
+
+# every integer a client sends is bounded (SQLite and PostgreSQL integers are 64/32 bits)
+MAX_INT = 2**31 - 1
+RowId = Annotated[int, Path(ge=1, le=MAX_INT)]
+Count = Annotated[int, Field(ge=1, le=MAX_INT)]
+
+
+def _bounded_time(t: dt.datetime) -> dt.datetime:
+    if not 1970 <= t.year <= 9000:
+        raise ValueError(f"should be a date-time between the years 1970 and 9000, not {t.year}")
+    return t
+
+
+Moment = Annotated[dt.datetime, AfterValidator(_bounded_time)]
 
 
 def get_db(request: Request) -> Iterator[Session]:
@@ -25,6 +42,14 @@ def competitor_from_token(session: Session, token: str | None) -> Competitor | N
     stored = comp.token_hash if comp is not None else "0" * 64
     ok = security.same(stored, security.hash_token(token))
     return comp if (ok and comp is not None) else None
+
+
+def competitor_from_session(session: Session, sid: str | None) -> Competitor | None:
+    """The competitor of a live browser session (cookie value sid), else None."""
+    if not sid or len(sid) > 128:
+        return None
+    return session.scalar(select(Competitor).join(WebSession, WebSession.competitor_id == Competitor.id)
+                          .where(WebSession.sid_hash == security.hash_token(sid), WebSession.expires_at > utcnow()))
 
 
 def current_competitor(authorization: str | None = Header(default=None),
@@ -49,7 +74,7 @@ def require_admin(request: Request, x_admin_secret: str | None = Header(default=
 
 
 def get_task(name: str, session: Session = Depends(get_db)) -> Task:
-    task = session.scalar(select(Task).where(Task.name == name)) if storage.NAME_RE.match(name) else None
+    task = session.scalar(select(Task).where(Task.name == name)) if storage.NAME_RE.fullmatch(name) else None
     if task is None:
         raise HTTPException(404, f"The task name must be an existing task (see GET /api/tasks). "
                                  f"Got {name[:64]!r}.")

@@ -15,10 +15,13 @@ from fastapi.responses import JSONResponse
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from petridish.ctf.board import BoardCache
 from petridish.ctf.db import default_url, make_engine, make_sessionmaker
 from petridish.ctf.intake import Intake
-from petridish.ctf.routers import admin, competitors, leaderboard, pages, submissions, tasks
+from petridish.ctf.routers import admin, competitors, leaderboard, pages, registration, submissions, tasks
 from petridish.ctf.scoring import Scorer
+from petridish.ctf.security import SlidingWindow
+from petridish.ctf.serving import Hardening
 from petridish.ctf.settings import Settings
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -33,7 +36,11 @@ def create_app(settings: Settings) -> FastAPI:
     # one lock for every database writer, scorer included: writers queue on it (woken at once)
     # instead of polling SQLite's busy handler, which starved submissions under load
     write_lock = threading.Lock()
-    scorer = Scorer(settings, make_sessionmaker(make_engine(url, durable=False)), write_lock)
+    scorer_sessions = make_sessionmaker(make_engine(url, durable=False))
+    scorer = Scorer(settings, scorer_sessions, write_lock)
+    boards = BoardCache()            # rendered leaderboards, invalidated by any released score
+    for sessions in (make_session, scorer_sessions):
+        boards.watch(sessions)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -46,9 +53,12 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.scorer, app.state.write_lock = scorer, write_lock
     app.state.intake = Intake(make_session, write_lock)   # group commit of new submissions
     app.state.templates = Jinja2Templates(directory=str(TEMPLATES))
-    for module in (tasks, competitors, submissions, leaderboard, admin, pages):
+    app.state.boards = boards
+    app.state.registrations = SlidingWindow(settings.registrations_per_hour, 3600.0)
+    for module in (tasks, competitors, registration, submissions, leaderboard, admin, pages):
         app.include_router(module.router)
     _error_handlers(app)
+    app.add_middleware(Hardening, settings=settings)   # headers, Origin check, body caps and deadline
     return app
 
 
@@ -70,3 +80,9 @@ def _error_handlers(app: FastAPI) -> None:
         elif exc.status_code == 405:
             detail = f"The route {request.url.path[:100]} does not accept {request.method}."
         return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, exc: Exception):
+        return JSONResponse({"detail": f"The referee hit an internal error on {request.method} "
+                                       f"{request.url.path[:100]} ({type(exc).__name__}); it is logged."},
+                            status_code=500)

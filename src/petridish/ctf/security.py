@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
+import time
 
 
 def new_token() -> tuple[str, str, str]:
@@ -32,3 +34,36 @@ def split_token(token: str) -> str | None:
 
 def same(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
+
+
+def new_secret() -> tuple[str, str]:
+    """(secret, sha256 hex): browser session ids and invitation codes (256 bits each)."""
+    secret = secrets.token_urlsafe(32)
+    return secret, hash_token(secret)
+
+
+class SlidingWindow:
+    """At most `limit` events per key in any `window_s` seconds (registrations per client address).
+
+    Memory is bounded: at most `max_keys` addresses are tracked; past that the oldest is dropped.
+    """
+
+    def __init__(self, limit: int, window_s: float, max_keys: int = 100_000):
+        self.limit, self.window_s, self.max_keys = limit, window_s, max_keys
+        self._events: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def retry_after(self, key: str, now: float | None = None) -> float:
+        """0 when one more event is allowed now, else the seconds until it is."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            recent = [t for t in self._events.get(key, ()) if t > now - self.window_s]
+            self._events[key] = recent
+            return 0.0 if len(recent) < self.limit else recent[0] + self.window_s - now
+
+    def record(self, key: str, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            self._events.setdefault(key, []).append(now)
+            while len(self._events) > self.max_keys:
+                self._events.pop(next(iter(self._events)))

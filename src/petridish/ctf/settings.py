@@ -30,6 +30,20 @@ class Settings(BaseSettings):
     scoring_workers: int = Field(default=2, gt=0)         # scoring processes at a time
     max_arrays_bytes: int = Field(default=512 * 2**20, gt=0)   # admin task upload cap
     batch_size: int = Field(default=1024, gt=0)           # rows per onnxruntime call
+    # who may register (issue 11): open registration is throttled per client address; an admin
+    # can close it (then only invitations or admin-issued tokens get in)
+    registration_open: bool = True                  # the default until an admin changes it
+    registrations_per_hour: int = Field(default=10, ge=1, le=10**6)   # per client address
+    max_competitors_per_task: int | None = Field(default=None, ge=1, le=10**6)   # None: no cap
+    # the HTTP front (petridish.ctf.serving): timeouts and caps against slow or hostile clients
+    header_timeout_s: float = Field(default=10.0, gt=0)   # a request's headers must arrive within
+    body_timeout_s: float = Field(default=60.0, gt=0)     # a request's whole body must arrive within
+    keep_alive_s: float = Field(default=5.0, gt=0)        # idle keep-alive connections close after
+    max_connections: int = Field(default=1000, ge=8)      # open connections (also <= file limit - 128)
+    max_body_bytes: int = Field(default=64 * 2**10, gt=0)  # any request body but uploads
+    # browser sessions (pages): a random session id in the cookie, revoked by logout
+    session_days: float = Field(default=7.0, gt=0, le=365)
+    public_url: str | None = None    # e.g. https://ctf.example.org: the only Origin a POST may carry
 
 
 def load_settings(**overrides) -> Settings:

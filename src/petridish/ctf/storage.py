@@ -47,7 +47,7 @@ def npz_bytes(**arrays: np.ndarray) -> bytes:
 
 
 def task_dir(data_dir: Path, name: str) -> Path:
-    if not NAME_RE.match(name):   # defence in depth: callers validate first
+    if not NAME_RE.fullmatch(name):   # defence in depth: callers validate first
         raise ValueError("bad task name")
     return Path(data_dir) / "tasks" / name
 

@@ -27,7 +27,7 @@ def create_task(session: Session, data_dir: Path, *, name: str, x_train, y_train
                 decimals: int = 5, eta: float = 0.01, opens_at: dt.datetime | None = None,
                 closes_at: dt.datetime | None = None, n_classes: int | None = None) -> Task:
     """Validate, store the arrays durably, then the task row. Raises PetridishError on bad input."""
-    if not isinstance(name, str) or not storage.NAME_RE.match(name):
+    if not isinstance(name, str) or not storage.NAME_RE.fullmatch(name):
         raise invalid("name", OWNER, "1 to 64 characters from a-z, 0-9, '-' and '_', starting "
                       "with a letter or digit", name)
     check_choice(metric, "metric", OWNER, METRICS)

@@ -1,16 +1,22 @@
-"""Admin (header X-Admin-Secret): create a task from uploaded arrays, change its times and limits."""
+"""Admin (header X-Admin-Secret): create a task from uploaded arrays, change its times and limits.
+
+The admin secret is checked (router dependency) before any body is read; every number in a
+request is bounded, so a huge integer is a one-line 422, never a 500.
+"""
 import datetime as dt
 import io
 import zipfile
 
 import numpy as np
-from fastapi import APIRouter, Depends, Form, HTTPException, Request, UploadFile
-from pydantic import BaseModel
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from petridish.ctf import tasks as task_service
 from petridish.ctf.db import Task
-from petridish.ctf.deps import get_db, get_task, require_admin
+from petridish.ctf.deps import MAX_INT, Moment, get_db, get_task, require_admin
 from petridish.ctf.views import task_dict
 from petridish.errors import PetridishError
 
@@ -18,51 +24,88 @@ router = APIRouter(prefix="/api/admin", tags=["admin"], dependencies=[Depends(re
 ARRAYS = ("x_train", "y_train", "x_test", "y_test")
 
 
-@router.post("/tasks", status_code=201)
-def create(request: Request, arrays: UploadFile, name: str = Form(...),
-                 metric: str = Form("accuracy"), leaderboard: str = Form("ladder"),
-                 description: str = Form(""), public_fraction: float = Form(0.5),
-                 daily_limit: int | None = Form(None), decimals: int | None = Form(None),
-                 eta: float = Form(0.01), split_seed: int = Form(0),
-                 opens_at: dt.datetime | None = Form(None), closes_at: dt.datetime | None = Form(None),
-                 session: Session = Depends(get_db)) -> dict:
-    """`arrays`: an .npz with x_train, y_train, x_test, y_test (loaded with allow_pickle=False)."""
+class TaskForm(BaseModel):
+    """The form fields of POST /api/admin/tasks (besides the 'arrays' file)."""
+    name: str = Field(max_length=200)
+    metric: str = Field(default="accuracy", max_length=64)
+    leaderboard: str = Field(default="ladder", max_length=64)
+    description: str = Field(default="", max_length=20000)
+    public_fraction: float = Field(default=0.5, gt=0, lt=1)
+    daily_limit: int | None = Field(default=None, ge=1, le=MAX_INT)
+    decimals: int | None = Field(default=None, ge=0, le=10)
+    eta: float = Field(default=0.01, gt=0, le=1)
+    split_seed: int = Field(default=0, ge=0, le=2**63 - 1)
+    opens_at: Moment | None = None
+    closes_at: Moment | None = None
+
+
+FORM_DOC = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["arrays", "name"],
+    "properties": {"arrays": {"type": "string", "format": "binary",
+                              "description": "an .npz with x_train, y_train, x_test, y_test"},
+                   **TaskForm.model_json_schema()["properties"]}}}}}}
+
+
+@router.post("/tasks", status_code=201, openapi_extra=FORM_DOC)
+async def create(request: Request, session: Session = Depends(get_db)) -> dict:
+    """Multipart: 'arrays' (an .npz, loaded with allow_pickle=False) and the TaskForm fields."""
     st = request.app.state.settings
-    data = _load_npz(arrays.file.read(request.app.state.settings.max_arrays_bytes + 1), request.app.state.settings.max_arrays_bytes)
+    form = await request.form(max_files=1, max_fields=20)
+    try:
+        fields = _task_form({k: v for k, v in form.items() if isinstance(v, str)})
+        upload = form.get("arrays")
+        if upload is None or isinstance(upload, str):
+            raise HTTPException(422, "The 'arrays' field of POST /api/admin/tasks must be an .npz file. Got none.")
+        raw = await upload.read(st.max_arrays_bytes + 1)
+    finally:
+        await form.close()
+    data = _load_npz(raw, st.max_arrays_bytes)
+    return await run_in_threadpool(_create, request, session, fields, data)
+
+
+def _task_form(values: dict) -> TaskForm:
+    try:
+        return TaskForm.model_validate({k: v for k, v in values.items() if v != "" or k == "description"})
+    except ValidationError as exc:
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
+
+
+def _create(request: Request, session: Session, f: TaskForm, data: dict) -> dict:
+    st = request.app.state.settings
     try:
         with request.app.state.write_lock:
             task = task_service.create_task(
-                session, st.data_dir, name=name, metric=metric, leaderboard=leaderboard,
-                description=description, public_fraction=public_fraction,
-                daily_limit=st.daily_limit if daily_limit is None else daily_limit,
-                decimals=st.decimals if decimals is None else decimals, eta=eta, split_seed=split_seed,
-                opens_at=_naive(opens_at), closes_at=_naive(closes_at), **data)
+                session, st.data_dir, name=f.name, metric=f.metric, leaderboard=f.leaderboard,
+                description=f.description, public_fraction=f.public_fraction,
+                daily_limit=st.daily_limit if f.daily_limit is None else f.daily_limit,
+                decimals=st.decimals if f.decimals is None else f.decimals, eta=f.eta, split_seed=f.split_seed,
+                opens_at=_naive(f.opens_at), closes_at=_naive(f.closes_at), **data)
     except PetridishError as exc:
         raise HTTPException(409 if "already exists" in str(exc) else 422, str(exc))
     return task_dict(task)
 
 
 class TaskUpdate(BaseModel):
-    opens_at: dt.datetime | None = None
-    closes_at: dt.datetime | None = None
-    daily_limit: int | None = None
-    description: str | None = None
+    opens_at: Moment | None = None
+    closes_at: Moment | None = None
+    daily_limit: int | None = Field(default=None, ge=1, le=MAX_INT)
+    description: str | None = Field(default=None, max_length=20000)
 
 
 @router.patch("/tasks/{name}")
-def update(body: TaskUpdate, task: Task = Depends(get_task), session: Session = Depends(get_db)) -> dict:
+def update(body: TaskUpdate, request: Request, task: Task = Depends(get_task),
+           session: Session = Depends(get_db)) -> dict:
     opens, closes = _naive(body.opens_at) or task.opens_at, _naive(body.closes_at) or task.closes_at
     if closes <= opens:
         raise HTTPException(422, f"The 'closes_at' field must be after opens_at ({opens.isoformat()}). "
                                  f"Got {closes.isoformat()}.")
-    if body.daily_limit is not None and body.daily_limit < 1:
-        raise HTTPException(422, f"The 'daily_limit' field must be an int >= 1. Got {body.daily_limit}.")
-    task.opens_at, task.closes_at = opens, closes
-    if body.daily_limit is not None:
-        task.daily_limit = body.daily_limit
-    if body.description is not None:
-        task.description = body.description[:20000]
-    session.commit()
+    with request.app.state.write_lock:
+        task.opens_at, task.closes_at = opens, closes
+        if body.daily_limit is not None:
+            task.daily_limit = body.daily_limit
+        if body.description is not None:
+            task.description = body.description
+        session.commit()
     return task_dict(task)
 
 

@@ -1,21 +1,25 @@
 """Server-rendered HTML pages (Jinja2, autoescaped): tasks, a task, leaderboards, your submissions.
 
-A competitor logs in on /login with their API token; it is kept in an HttpOnly, SameSite=Strict
-cookie and checked exactly like the API's bearer token.
+A competitor logs in on /login with their API token. The cookie then holds a random session id
+(never the token): HttpOnly, SameSite=Strict, Secure over HTTPS, valid settings.session_days;
+logout deletes the session on the server. POSTs from another Origin are refused by
+serving.Hardening, which also sends the CSP (hence the stylesheet at /static/ctf.css).
 """
-from fastapi import APIRouter, Depends, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from pathlib import Path
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from petridish.ctf import storage
+from petridish.ctf import board, enrolment, storage
 from petridish.ctf.db import Submission, Task
-from petridish.ctf.deps import competitor_from_token, get_db
-from petridish.ctf.views import (is_closed, private_leaderboard, public_leaderboard,
-                                 submission_dict, task_dict)
+from petridish.ctf.deps import competitor_from_session, competitor_from_token, get_db
+from petridish.ctf.views import is_closed, private_leaderboard, submission_dict, task_dict
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
-COOKIE = "ctf_token"
+COOKIE = "ctf_session"
+CSS = (Path(__file__).parents[1] / "templates" / "ctf.css").read_bytes()
 
 
 def _render(request: Request, template: str, status: int = 200, **ctx) -> HTMLResponse:
@@ -23,11 +27,16 @@ def _render(request: Request, template: str, status: int = 200, **ctx) -> HTMLRe
 
 
 def _task_or_404(request: Request, session: Session, name: str):
-    task = session.scalar(select(Task).where(Task.name == name)) if storage.NAME_RE.match(name) else None
+    task = session.scalar(select(Task).where(Task.name == name)) if storage.NAME_RE.fullmatch(name) else None
     if task is None:
         return None, _render(request, "error.html", 404, title="No such task",
                              message=f"There is no task named {name[:64]!r}.")
     return task, None
+
+
+@router.get("/static/ctf.css")
+def stylesheet() -> Response:
+    return Response(CSS, media_type="text/css", headers={"Cache-Control": "public, max-age=3600"})
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -43,12 +52,12 @@ def task_page(name: str, request: Request, session: Session = Depends(get_db)):
 
 
 @router.get("/tasks/{name}/leaderboard", response_class=HTMLResponse)
-def leaderboard_page(name: str, request: Request, session: Session = Depends(get_db)):
-    task, err = _task_or_404(request, session, name)
-    if err:
-        return err
-    return _render(request, "leaderboard.html", title=f"{task.name}: public leaderboard",
-                   task=task_dict(task), rows=public_leaderboard(session, task), board="public")
+async def leaderboard_page(name: str, request: Request):
+    try:
+        return await board.serve(request, "html", name)
+    except HTTPException as exc:
+        return _render(request, "error.html", exc.status_code, title="No such task",
+                       message=f"There is no task named {name[:64]!r}.")
 
 
 @router.get("/tasks/{name}/private", response_class=HTMLResponse)
@@ -70,25 +79,35 @@ def login_form(request: Request):
 
 
 @router.post("/login")
-def login(request: Request, token: str = Form(""), session: Session = Depends(get_db)):
-    if competitor_from_token(session, token.strip()) is None:
+def login(request: Request, token: str = Form("", max_length=200), session: Session = Depends(get_db)):
+    comp = competitor_from_token(session, token.strip())
+    if comp is None:
         return _render(request, "login.html", 401, title="Log in",
                        error="That token is not valid. Use the token `petridish ctf register` printed.")
+    days = request.app.state.settings.session_days
+    with request.app.state.write_lock:
+        sid = enrolment.open_session(session, comp.id, days)
     resp = RedirectResponse("/me", status_code=303)
-    resp.set_cookie(COOKIE, token.strip(), httponly=True, samesite="strict", max_age=30 * 86400)
+    resp.set_cookie(COOKIE, sid, max_age=int(days * 86400), **_cookie_flags(request))
     return resp
 
 
 @router.post("/logout")
-def logout():
+def logout(request: Request, session: Session = Depends(get_db)):
+    with request.app.state.write_lock:
+        enrolment.close_session(session, request.cookies.get(COOKIE))
     resp = RedirectResponse("/", status_code=303)
-    resp.delete_cookie(COOKIE)
+    resp.delete_cookie(COOKIE, **_cookie_flags(request))
     return resp
+
+
+def _cookie_flags(request: Request) -> dict:
+    return {"httponly": True, "samesite": "strict", "secure": request.url.scheme == "https", "path": "/"}
 
 
 @router.get("/me", response_class=HTMLResponse)
 def my_page(request: Request, session: Session = Depends(get_db)):
-    comp = competitor_from_token(session, request.cookies.get(COOKIE))
+    comp = competitor_from_session(session, request.cookies.get(COOKIE))
     if comp is None:
         return _render(request, "login.html", 401, title="Log in", error=None)
     rows = session.execute(select(Submission, Task).join(Task, Task.id == Submission.task_id)
