@@ -23,7 +23,8 @@ _TEMPLATE = """<!doctype html>
 <style>
  body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
  table { border-collapse: collapse; font-size: 13px; } td, th { border: 1px solid #ccc; padding: 3px 8px; }
- th { background: #f3f3f3; } img { max-width: 100%; } .muted { color: #666; } code { background: #f5f5f5; }
+ th { background: #f3f3f3; } .v-supported { color: #176117; } .v-refuted { color: #a11; }
+ .v-inconclusive, .v-not-measured { color: #777; } img { max-width: 100%; } .muted { color: #666; } code { background: #f5f5f5; }
 </style></head><body>
 <h1>{{ exp.name }}</h1>
 <p><b>Question.</b> {{ exp.question }}</p>
@@ -31,6 +32,9 @@ _TEMPLATE = """<!doctype html>
 <p class="muted">Run <code>{{ run.id }}</code> · {{ n_done }} of {{ run.n_cells }} cells finished
  ({{ n_div }} diverged, {{ n_fail }} failed) · wall time {{ "%.1f"|format(run.wall_time) }} s</p>
 <h2>Findings</h2>
+{% if claims %}<table><tr><th>verdict</th><th>claim</th><th>estimate</th><th>95% CI</th><th>test</th><th>p</th></tr>
+{% for c in claims %}<tr><td class="v-{{ c.verdict|replace(' ', '-') }}"><b>{{ c.verdict }}</b></td><td>{{ c.claim }}</td>
+<td>{{ c.estimate_s }}</td><td>{{ c.ci_s }}</td><td>{{ c.test or c.reason or "" }}</td><td>{{ c.p_s }}</td></tr>{% endfor %}</table>{% endif %}
 <ul>{% for f in findings %}<li>{{ f }}</li>{% else %}<li>No analysis for this run.</li>{% endfor %}</ul>
 <h2>Figure</h2>
 <img alt="figure" src="data:image/png;base64,{{ png }}">
@@ -90,7 +94,7 @@ def write_report(exp: Experiment, run: RunRecord, cells: list[Cell], out_dir: st
     analysis = analyze(exp, cells)
     import json
     page = Environment(autoescape=True).from_string(_TEMPLATE).render(
-        exp=exp, run=run, findings=analysis.findings, png=png, header=by + ["seeds"] + names, body=body,
+        exp=exp, run=run, findings=analysis.findings, claims=[_claim_row(c) for c in analysis.claims], png=png, header=by + ["seeds"] + names, body=body,
         failed=[c for c in cells if c.status == "failed"][:50],
         n_done=sum(c.status == "done" for c in cells), n_div=sum(c.status == "diverged" for c in cells),
         n_fail=sum(c.status == "failed" for c in cells),
@@ -100,6 +104,14 @@ def write_report(exp: Experiment, run: RunRecord, cells: list[Cell], out_dir: st
     with open(html_path, "w") as f:
         f.write(page)
     return png_path, html_path
+
+
+def _claim_row(c) -> dict[str, Any]:
+    j = c.to_json()
+    j["estimate_s"] = fmt(j["estimate"]) if j["estimate"] is not None else "not measured"
+    j["ci_s"] = f"[{fmt(j['ci'][0])}, {fmt(j['ci'][1])}]" if j["ci"] else "—"
+    j["p_s"] = f"{j['p']:.2g}" if j["p"] is not None else "—"
+    return j
 
 
 _ = html

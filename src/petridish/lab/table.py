@@ -10,7 +10,8 @@ from petridish.lab.stats import aggregate
 
 def table_rows(exp: Experiment, cfg: dict[str, Any], cells: list[Cell]) -> tuple[list[str], list[str], list[dict]]:
     by = list(exp.table_by) if exp.table_by else [k for k, v in cfg.items() if isinstance(v, list)]
-    rows = aggregate(cells, by=by, metrics=list(exp.table_metrics) if exp.table_metrics else None)
+    rows = aggregate(cells, by=by, metrics=list(exp.table_metrics) if exp.table_metrics else None,
+                     bounds=exp.bounds)
     names = list(exp.table_metrics) if exp.table_metrics else sorted({m for r in rows for m in r["metrics"]})
     return by, names, rows
 
