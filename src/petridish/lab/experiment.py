@@ -110,11 +110,27 @@ def _parse_scalar(text: str, kind: type) -> Any:
 
 @dataclass(frozen=True)
 class Analysis:
-    """What ``analyze`` returns: findings as sentences with numbers from the run,
-    and any derived quantities (kept in JSON and the report)."""
+    """What ``analyze`` returns: findings as sentences with numbers from the run, any derived
+    quantities (kept in JSON and the report), and optionally the claims behind the findings.
+
+    When ``claims`` are given (``petridish.lab.claims``; every catalogue experiment does this),
+    each claim's finding sentence is generated from its numbers and verdict and put first in
+    ``findings``; free-text ``findings`` passed beside them are kept after those and should only
+    describe, never conclude. User experiments may keep passing plain findings.
+    """
 
     findings: list[str] = field(default_factory=list)
     values: dict[str, Any] = field(default_factory=dict)
+    claims: list[Any] = field(default_factory=list)
+
+    def __post_init__(self):
+        if self.claims:
+            derived = [c.finding() for c in self.claims]
+            object.__setattr__(self, "findings", derived + [f for f in self.findings if f not in derived])
+
+    def to_json(self) -> dict[str, Any]:
+        return {"findings": list(self.findings), "values": self.values,
+                "claims": [c.to_json() for c in self.claims]}
 
 
 @dataclass(frozen=True)
@@ -136,6 +152,7 @@ class Experiment:
     plot: Callable[[list["Cell"], Any], None] | None = None   # (cells, matplotlib Figure)
     table_by: tuple[str, ...] | None = None   # params that define a table row; default: all swept
     table_metrics: tuple[str, ...] | None = None  # scalar metrics shown in `show`; default: all
+    bounds: dict[str, tuple[float, float]] = field(default_factory=dict)  # metric -> range, e.g. errors (0, 1)
 
     def param(self, name: str) -> Param:
         for p in self.params:
