@@ -64,22 +64,24 @@ def free_port() -> int:
 class LiveServer:
     """`petridish ctf serve` in a subprocess (own process group) on 127.0.0.1:<free port>."""
 
-    def __init__(self, data_dir: Path, *, workers: int = 2, extra_env=None):
-        self.data_dir, self.workers, self.extra_env = data_dir, workers, extra_env or {}
+    def __init__(self, data_dir: Path, *, workers: int = 2, extra_env=None, nofile: int | None = None):
+        self.data_dir, self.workers, self.extra_env, self.nofile = data_dir, workers, extra_env or {}, nofile
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = None
 
     def start(self, timeout=60.0):
         env = {**os.environ, "PETRIDISH_CTF_ADMIN_SECRET": ADMIN, "PYTHONPATH": SRC,
-               "PETRIDISH_CTF_SCORE_TIMEOUT_S": "10", **self.extra_env}
+               "PETRIDISH_CTF_SCORE_TIMEOUT_S": "10", "PETRIDISH_CTF_REGISTRATIONS_PER_HOUR": "1000",
+               **self.extra_env}
         for k in [k for k in env if k.lower().endswith("_proxy")]:
             env.pop(k)
         self.log = open(self.data_dir.parent / f"server-{self.port}.log", "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "petridish.cli.main", "ctf", "serve", "--port", str(self.port),
              "--data-dir", str(self.data_dir), "--scoring-workers", str(self.workers), "--log-level", "warning"],
-            env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+            env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=None if self.nofile is None else self._limit_files)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -91,6 +93,10 @@ class LiveServer:
                 pass
             time.sleep(0.1)
         raise AssertionError("server did not start in time")
+
+    def _limit_files(self):
+        import resource
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
 
     def kill(self):
         """SIGKILL the whole process group (server and its scoring helpers): a crash."""
@@ -114,3 +120,31 @@ class LiveServer:
         return httpx.Client(base_url=self.url, timeout=120, trust_env=False, **kw)
 
 
+
+
+def process_table() -> dict[int, tuple[int, str, bytes]]:
+    """pid -> (parent pid, state letter, command line) of every process now, from /proc."""
+    table = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+            cmd = open(f"/proc/{pid}/cmdline", "rb").read()
+        except (OSError, IndexError):
+            continue
+        table[int(pid)] = (int(stat[1]), stat[0], cmd)
+    return table
+
+
+def descendants(root: int) -> set[int]:
+    """Every living (not zombie) process below `root`."""
+    table, found, frontier = process_table(), set(), {root}
+    while frontier:
+        frontier = {pid for pid, (ppid, state, _) in table.items() if ppid in frontier and state != "Z"}
+        found |= frontier
+    return found
+
+
+def alive(pids) -> set[int]:
+    """Those of `pids` that still exist and are not zombies."""
+    table = process_table()
+    return {pid for pid in pids if pid in table and table[pid][1] != "Z"}
