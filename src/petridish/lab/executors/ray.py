@@ -26,25 +26,11 @@ try:
 except ImportError as e:   # optional extra: pip install 'petridish[ray]'
     raise ImportError("The ray executor needs Ray: pip install 'petridish[ray]'.") from e
 
+from petridish.lab.executors.ray_connect import connect  # noqa: E402  (address, token, one-line errors)
+
 
 def _run_remote(task: Task, experiment: Experiment | None) -> list[Cell]:
     return run_task(task, experiment)
-
-
-def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
-    """Initialise Ray unless it already is; True if this call started it.
-
-    ``address=None`` starts a local instance with ``num_cpus`` CPUs (default: all);
-    any other address joins that cluster (``num_cpus`` must then be None).
-    """
-    if ray.is_initialized():
-        return False
-    kwargs: dict[str, Any] = dict(include_dashboard=False, logging_level="ERROR", log_to_driver=False)
-    if address is None:
-        ray.init(num_cpus=num_cpus, **kwargs)
-    else:
-        ray.init(address=address, **kwargs)
-    return True
 
 
 class RayExecutor(Executor):
