@@ -58,15 +58,13 @@ def _one_at_a_time(widths, noises, seeds, epochs) -> tuple[float, int]:
 
 
 def _petridish(widths, noises, seeds, epochs) -> tuple[float, int]:
-    import torch
-    from petridish.lab.executors.local import InProcessExecutor
     from petridish.lab.sweep import run_sweep
     t0 = time.perf_counter()
     res = run_sweep("double-descent", overrides={"arm": "mlp", "width": widths, "noise": noises,
                                                  "epochs": epochs, "n_train": 4000, "n_test": 12000,
                                                  "curve_points": 1},   # one final evaluation, as the notebook
                     seeds=seeds, store="memory", progress=False,
-                    executor=InProcessExecutor(threads=torch.get_num_threads()))
+                    workers=None)       # as `petridish run`: one worker process per core, one thread each
     bad = [c for c in res.cells if c.status != "done"]
     if bad:
         raise RuntimeError(f"{len(bad)} petridish cells did not finish: {bad[0].error}")

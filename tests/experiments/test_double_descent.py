@@ -23,7 +23,7 @@ def _sweep(**overrides):
     threads = torch.get_num_threads()
     try:
         res = run_sweep(EXPERIMENT, quick=True, overrides=overrides, store=MemoryStore(), progress=False,
-                        executor=InProcessExecutor(threads=1))
+                        executor=InProcessExecutor())
     finally:
         torch.set_num_threads(threads)
     assert all(c.status == "done" for c in res.cells), [c.error for c in res.cells if c.status != "done"]

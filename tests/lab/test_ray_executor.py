@@ -1,4 +1,5 @@
-"""RayExecutor on a real local Ray instance: same cells as local, resume, worker death."""
+"""RayExecutor on a real local Ray instance, beyond the executor contract suite: resume of a
+sweep, and a driver killed mid-sweep on an instance it joined by address."""
 from __future__ import annotations
 
 import os
@@ -11,23 +12,15 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "search"))
-from ray_helpers import CRASHY, echo_source, ray_session  # noqa: E402,F401
+from ray_helpers import ray_session  # noqa: E402,F401
 import lab_toys  # noqa: E402
 
-from petridish.lab.cellkey import cell_key  # noqa: E402
 from petridish.lab.executors.local import InProcessExecutor  # noqa: E402
 from petridish.lab.store import MemoryStore, SQLStore  # noqa: E402
 from petridish.lab.sweep import run_sweep  # noqa: E402
-from petridish.lab.worker import Task  # noqa: E402
 
 pytest.importorskip("ray")
 from petridish.lab.executors.ray import RayExecutor  # noqa: E402
-
-
-def _tasks(mode: str, marker_dir: str) -> list[Task]:
-    cfg = CRASHY.config({"mode": mode, "marker_dir": marker_dir})
-    return [Task(CRASHY.name, ((cell_key(CRASHY.name, 1, p, s), p, s),))
-            for p, s in CRASHY.grid(cfg, [0, 1])]
 
 
 def test_ray_sweep_matches_local_cell_for_cell_and_resumes(ray_session):
@@ -37,7 +30,7 @@ def test_ray_sweep_matches_local_cell_for_cell_and_resumes(ray_session):
         got = run_sweep("linear-double-descent", overrides=over, quick=True, seeds=2, store=store,
                         executor=ex, progress=False)
     want = run_sweep("linear-double-descent", overrides=over, quick=True, seeds=2, store="memory",
-                     executor=InProcessExecutor(threads=1), progress=False)
+                     executor=InProcessExecutor(), progress=False)
     assert got.computed == len(got.cells) == 2 * 2 * 2          # gamma × ridge × seeds
     assert [c.key for c in got.cells] == [c.key for c in want.cells]
     for a, b in zip(got.cells, want.cells):
@@ -50,30 +43,11 @@ def test_ray_sweep_matches_local_cell_for_cell_and_resumes(ray_session):
     assert again.computed == 0 and again.run_id == got.run_id
 
 
-def test_killed_worker_is_retried_then_failed_after_the_retry_limit(ray_session, tmp_path):
-    # one cell kills its worker on its first attempt only, the other on every attempt
-    once, always = _tasks("once", str(tmp_path))[0], _tasks("always", str(tmp_path))[1]
-    with RayExecutor(max_retries=1, experiment=CRASHY) as ex:
-        out = {c.params["mode"]: c for _, cells in ex.run([once, always]) for c in cells}
-    assert out["once"].status == "done", out["once"].error
-    assert out["once"].metrics["y"] == 1.0                        # x=1, seed=0, computed on the retry
-    assert os.path.exists(tmp_path / "x1-s0")                     # ... after the first worker really died
-    assert out["always"].status == "failed"
-    assert "worker died 2 times" in out["always"].error           # 1 try + 1 retry, then given up
-
-
 def test_bad_constructor_arguments_have_one_line_errors():
     with pytest.raises(ValueError, match="The 'max_retries' parameter of RayExecutor must be an int >= 0"):
         RayExecutor(max_retries=-1)
-
-
-def test_tasks_keep_their_source_module_on_the_way_to_the_worker(ray_session, monkeypatch):
-    import petridish.lab.executors.ray as ray_executor
-    monkeypatch.setattr(ray_executor, "_run_remote", echo_source)   # the worker echoes what it got
-    task = Task("not-in-the-catalogue", (("k", {"x": 1}, 0),), threads=4, source="some.module")
-    with RayExecutor() as ex:
-        (_, cells), = list(ex.run([task]))
-    assert cells[0].metrics["source"] == "some.module"
+    with pytest.raises(ValueError, match="The 'workers' parameter of RayExecutor must be an int >= 1"):
+        RayExecutor(workers=0)
 
 
 _DRIVER = textwrap.dedent("""
@@ -85,7 +59,7 @@ _DRIVER = textwrap.dedent("""
     from petridish.lab.executors.ray import RayExecutor
     from petridish.lab.sweep import run_sweep
     run_sweep(lab_toys.TOY, overrides={{"x": list(range(20, 44)), "sleep": 0.1}}, seeds=1, store={store!r},
-              executor=RayExecutor(address={address!r}, experiment=lab_toys.TOY), progress=False)
+              executor=RayExecutor(address={address!r}), progress=False)
 """)
 
 
@@ -113,7 +87,7 @@ def test_driver_killed_mid_sweep_then_resumed_on_the_cluster(ray_session, tmp_pa
     run = s.list_runs()[0]
     before = {c.key: c.metrics["y"] for c in s.run_cells(run.id)}
     assert 6 <= len(before) < 24 and run.status == "running"
-    with RayExecutor(experiment=lab_toys.TOY) as ex:
+    with RayExecutor() as ex:
         res = run_sweep(lab_toys.TOY, overrides=over, seeds=1, store=store, executor=ex, progress=False)
     assert res.run_id == run.id and res.computed == 24 - len(before)
     assert {c.key: c.metrics["y"] for c in res.cells if c.key in before} == before

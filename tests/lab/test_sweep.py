@@ -52,10 +52,13 @@ def test_grouped_cells_share_one_call_per_group():
 
 
 def test_process_pool_gives_identical_results(tmp_path):
-    one = run_sweep(TOY, store=MemoryStore(), progress=False)
-    two = run_sweep(TOY, store=SQLStore(str(tmp_path / "s")), workers=2, progress=False)
+    over = {"sleep": 0.3}                  # cells long enough for both workers to take some
+    one = run_sweep(TOY, overrides=over, store=MemoryStore(), progress=False)
+    two = run_sweep(TOY, overrides=over, store=SQLStore(str(tmp_path / "s")), workers=2, progress=False)
     assert [(c.key, c.metrics["y"]) for c in one.cells] == [(c.key, c.metrics["y"]) for c in two.cells]
-    assert len({c.metrics["pid"] for c in two.cells}) >= 1
+    assert {c.metrics["pid"] for c in one.cells} == {os.getpid()}            # in process
+    pids = {c.metrics["pid"] for c in two.cells}
+    assert len(pids) == 2 and os.getpid() not in pids                        # two worker processes
 
 
 def test_bad_input_is_one_line():

@@ -54,7 +54,7 @@ def test_stacked_trainer_matches_torch_optim_sgd_model_by_model():
 
 def test_strategies_on_a_tiny_tabulated_task():
     res = run_sweep(hd.EXPERIMENT, overrides=SMALL, seeds=3, store="memory", progress=False,
-                    executor=InProcessExecutor(threads=1))
+                    executor=InProcessExecutor())
     by = {}
     for c in res.cells:
         assert c.status == "done", c.error

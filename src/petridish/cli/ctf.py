@@ -5,15 +5,14 @@ Errors are PetridishError lines (the main CLI prints them and exits 2; --debug s
 """
 from __future__ import annotations
 
-import json
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Optional
 
 import typer
 
+from petridish.cli.emit import emit_json
 from petridish.errors import PetridishError
 
 app = typer.Typer(help="Common Task Framework referee: serve, create tasks, register, submit.",
@@ -22,11 +21,6 @@ app = typer.Typer(help="Common Task Framework referee: serve, create tasks, regi
 SERVER = typer.Option(None, "--server", help="Referee URL [$PETRIDISH_CTF_SERVER or http://127.0.0.1:8000].")
 JSON = typer.Option(False, "--json", help="Print one JSON document on stdout.")
 TOKEN = typer.Option(None, "--token", help="API token [$PETRIDISH_CTF_TOKEN or the one `register` saved].")
-
-
-def _emit(obj) -> None:
-    sys.stdout.write(json.dumps(obj) + "\n")
-    sys.stdout.flush()
 
 
 def _client(server, token=None, admin=False):
@@ -47,11 +41,13 @@ def serve(host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Opt
           data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Task arrays and models [./petridish-ctf]."),
           demo: bool = typer.Option(False, "--demo", help="Create the mnist1d demo task if absent."),
           workers: Optional[int] = typer.Option(None, "--scoring-workers", help="Scoring processes at a time [2]."),
+          forwarded_allow_ips: Optional[str] = typer.Option(
+              None, "--forwarded-allow-ips", help="Behind a reverse proxy: the proxy's addresses (comma-separated) "
+                                                   "whose X-Forwarded-For/-Proto are trusted."),
           log_level: str = typer.Option("info", "--log-level")) -> None:
     """Start the referee (FastAPI under uvicorn). Needs PETRIDISH_CTF_ADMIN_SECRET."""
-    import uvicorn
-
     from petridish.ctf.main import create_app
+    from petridish.ctf.serving import serve as serve_app
     from petridish.ctf.settings import load_settings
     if not 0 < port < 65536:
         raise PetridishError(f"The '--port' option must be an int between 1 and 65535. Got {port}.")
@@ -60,7 +56,7 @@ def serve(host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Opt
     if demo:
         _create_demo(app_)
     typer.echo(f"petridish CTF referee on http://{host}:{port}  (data: {Path(settings.data_dir).resolve()})", err=True)
-    uvicorn.run(app_, host=host, port=port, log_level=log_level)
+    serve_app(app_, settings, host=host, port=port, log_level=log_level, forwarded_allow_ips=forwarded_allow_ips)
 
 
 def _create_demo(app_) -> None:
@@ -95,7 +91,8 @@ def create_task_cmd(
     days: float = typer.Option(30.0, "--days", help="Duration when --closes is not given."),
     n_train: int = typer.Option(4000, "--n-train", help="With --dataset mnist1d."),
     n_test: int = typer.Option(1000, "--n-test", help="With --dataset mnist1d."),
-    seed: int = typer.Option(42, "--seed", help="With --dataset mnist1d."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="With --dataset mnist1d: a reproducible split "
+                                       "(42: MNIST-1D's public one) [secret seeds, drawn and forgotten]."),
     server: Optional[str] = SERVER, as_json: bool = JSON,
 ) -> None:
     """Admin: create a task on a running referee (needs PETRIDISH_CTF_ADMIN_SECRET)."""
@@ -120,7 +117,7 @@ def create_task_cmd(
         decimals=decimals, public_fraction=public_fraction, description=description,
         opens_at=t_open.isoformat(), closes_at=t_close.isoformat())
     if as_json:
-        _emit(out)
+        emit_json(out)
     else:
         typer.echo(f"created task {out['name']}: {out['metric']}, {out['leaderboard']} leaderboard, "
                    f"{out['n_train']} train / {out['n_test_public']}+{out['n_test_private']} test, "
@@ -140,7 +137,7 @@ def update_task_cmd(name: str = typer.Argument(...),
     out = _client(server, token=False, admin=True).update_task(
         name, opens_at=t_open and t_open.isoformat(), closes_at=t_close and t_close.isoformat(),
         daily_limit=daily_limit)
-    _emit(out) if as_json else typer.echo(f"task {out['name']}: opens {out['opens_at']}, closes "
+    emit_json(out) if as_json else typer.echo(f"task {out['name']}: opens {out['opens_at']}, closes "
                                           f"{out['closes_at']}, {out['daily_limit']} submissions/day")
 
 
@@ -158,16 +155,45 @@ def _parse_time(text: Optional[str], option: str):
 
 @app.command("register")
 def register(name: str = typer.Argument(..., help="Your competitor name."),
+             invitation: Optional[str] = typer.Option(None, "--invitation", help="A code from the admin "
+                                                      "(needed while registration is closed)."),
              server: Optional[str] = SERVER, as_json: bool = JSON) -> None:
     """Register as a competitor; prints the API token (shown once) and saves it locally."""
     from petridish.ctf.client import save_token
     c = _client(server, token=False)
-    out = c.register(name)
+    out = c.register(name, invitation=invitation)
     path = save_token(c.server, out["token"])
     if as_json:
-        _emit({**out, "saved_to": str(path)})
+        emit_json({**out, "saved_to": str(path)})
     else:
         typer.echo(f"registered {out['name']}; token (saved to {path}, shown only once):\n{out['token']}")
+
+
+@app.command("registration")
+def registration_cmd(state: str = typer.Argument(..., help="open or close."),
+                     server: Optional[str] = SERVER, as_json: bool = JSON) -> None:
+    """Admin: open registration (throttled per client) or close it (invitations and issued tokens only)."""
+    if state not in ("open", "close"):
+        raise PetridishError(f"The 'state' argument of registration must be 'open' or 'close'. Got {state!r}.")
+    out = _client(server, token=False, admin=True).set_registration(state == "open")
+    emit_json(out) if as_json else typer.echo(f"registration is {'open' if out['open'] else 'closed (invitations only)'}")
+
+
+@app.command("invite")
+def invite_cmd(count: int = typer.Option(1, "--count", help="How many single-use codes (1-1000)."),
+               days: float = typer.Option(14.0, "--days", help="Days until they expire."),
+               server: Optional[str] = SERVER, as_json: bool = JSON) -> None:
+    """Admin: issue single-use invitation codes (`petridish ctf register NAME --invitation CODE`)."""
+    out = _client(server, token=False, admin=True).invite(count, days)
+    emit_json(out) if as_json else typer.echo("\n".join(out["invitations"]) + f"\n(expire {out['expires_at']})")
+
+
+@app.command("issue-token")
+def issue_token_cmd(name: str = typer.Argument(..., help="The competitor's name."),
+                    server: Optional[str] = SERVER, as_json: bool = JSON) -> None:
+    """Admin: register a competitor and print its API token (to hand over privately)."""
+    out = _client(server, token=False, admin=True).issue_token(name)
+    emit_json(out) if as_json else typer.echo(f"registered {out['name']}; token (shown only once):\n{out['token']}")
 
 
 @app.command("submit")
@@ -185,7 +211,7 @@ def submit(model: Path = typer.Argument(..., help="An ONNX file (see petridish.c
         time.sleep(0.5)
         out = c.submission(out["id"])
     if as_json:
-        _emit(out)
+        emit_json(out)
     else:
         score = f", public score {out['public_score']}" if out.get("public_score") is not None else ""
         reason = f": {out['reason']}" if out.get("reason") else ""
@@ -199,7 +225,7 @@ def leaderboard(task: str = typer.Argument(...), private: bool = typer.Option(Fa
     """Print a task's leaderboard."""
     out = _client(server, token=False).leaderboard(task, private=private)
     if as_json:
-        _emit(out)
+        emit_json(out)
         return
     t = out["task"]
     typer.echo(f"{t['name']} — {out['board']} leaderboard ({t['metric_name']}, "
@@ -216,7 +242,7 @@ def submissions(task: Optional[str] = typer.Option(None, "--task"), server: Opti
     """Your own submissions, with status, score and reason."""
     out = _client(server, token).submissions(task)
     if as_json:
-        _emit(out)
+        emit_json(out)
         return
     for s in out:
         score = "" if s["public_score"] is None else f"  public {s['public_score']}"

@@ -1,11 +1,9 @@
 """The `petridish` command line. Usage errors print one line and exit 2; --debug shows tracebacks."""
 from __future__ import annotations
 
-import json
-import math
 import os
 import sys
-from typing import Any, Optional
+from typing import Optional
 
 import typer
 
@@ -14,7 +12,10 @@ try:  # typer >= 0.20 vendors click as typer._click
 except ImportError:  # pragma: no cover
     from click import exceptions as _cx
 
+from petridish.cli.emit import emit_json
+from petridish.cli.options import parse_sets
 from petridish.errors import PetridishError
+from petridish.lab import registry
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   rich_markup_mode=None,
@@ -28,37 +29,10 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on 
     _DEBUG["on"] = debug or _DEBUG["on"]
 
 
-def _strict(obj: Any) -> Any:
-    """JSON without NaN/inf (as null), so any JSON parser reads our output."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _strict(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_strict(v) for v in obj]
-    return obj
-
-
-def emit_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(_strict(obj), allow_nan=False) + "\n")
-    sys.stdout.flush()
-
-
-def parse_sets(items: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items:
-        if "=" not in item:
-            raise PetridishError(f"The '--set' option must be key=value (a list as key=a,b,c). Got {item!r}.")
-        k, v = item.split("=", 1)
-        out[k.strip()] = [s.strip() for s in v.split(",")] if "," in v else v.strip()
-    return out
-
-
 @app.command("list")
 def list_cmd(as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout.")) -> None:
     """The catalogue: one line per experiment."""
-    from petridish.experiments import catalogue
-    cat = catalogue()
+    cat = registry.catalogue()
     if as_json:
         emit_json([{"name": e.name, "summary": e.summary or e.question, "reference": e.reference,
                     "runtime": e.runtime} for e in cat.values()])
@@ -73,7 +47,8 @@ def run_cmd(
     name: str = typer.Argument(..., help="Experiment name (see `petridish list`)."),
     set_: list[str] = typer.Option([], "--set", help="Override a parameter: key=value, or key=a,b,c to sweep."),
     seeds: Optional[int] = typer.Option(None, "--seeds", help="Number of seeds (default: the experiment's)."),
-    workers: int = typer.Option(1, "--workers", help="Local worker processes."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Local worker processes, each cell on one "
+                                          "thread [one per core; with ray: the cluster's CPUs]."),
     store: Optional[str] = typer.Option(None, "--store", help="SQLAlchemy URL or directory [./petridish-runs]."),
     quick: bool = typer.Option(False, "--quick", help="The small configuration (about a minute)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout and nothing else."),
@@ -88,7 +63,7 @@ def run_cmd(
         raise PetridishError(f"The '--executor' option must be one of 'local', 'ray'. Got {executor!r}.")
     if seeds is not None and seeds < 1:
         raise PetridishError(f"The '--seeds' option must be an int >= 1. Got {seeds}.")
-    if workers < 1:
+    if workers is not None and workers < 1:
         raise PetridishError(f"The '--workers' option must be an int >= 1. Got {workers}.")
     try:
         res = run_sweep(name, overrides=parse_sets(set_), seeds=seeds, quick=quick, store=store,
@@ -124,22 +99,20 @@ def report_dir(store: Optional[str], out: Optional[str]) -> str:
 
 
 def _load_run(store: Optional[str], run: str):
-    from petridish.experiments import get
     from petridish.lab.store import open_store
     st = open_store(store)
     rec = st.get_run(run)
     if rec is None:
         raise PetridishError(f"No run '{run}' in the store {getattr(st, 'url', store)}. "
                              "Run 'petridish runs' to list runs.")
-    return st, rec, get(rec.experiment), st.run_cells(rec.id)
+    return st, rec, registry.get(rec.experiment), st.run_cells(rec.id)
 
 
 def _print_summary(st, run_id: str) -> None:
-    from petridish.experiments import get
     from petridish.lab.sweep import analyze
     from petridish.lab.table import render_text
     rec = st.get_run(run_id)
-    exp = get(rec.experiment)
+    exp = registry.get(rec.experiment)
     cells = st.run_cells(rec.id)
     typer.echo(f"{exp.name} — run {rec.id} ({rec.status}, {len(cells)}/{rec.n_cells} cells, "
                f"{rec.wall_time:.1f} s)\n")
@@ -188,7 +161,7 @@ def show_cmd(run: str = typer.Argument(...), store: Optional[str] = typer.Option
         by, names, rows = table_rows(exp, rec.config, cells)
         a = analyze(exp, cells)
         emit_json({"run": rec.id, "experiment": exp.name, "by": by, "rows": rows,
-                   "analysis": {"findings": a.findings, "values": a.values}})
+                   "analysis": a.to_json()})
         return
     _print_summary(st, rec.id)
 

@@ -7,6 +7,9 @@ from typing import Optional
 
 import typer
 
+from petridish.cli.emit import emit_json
+from petridish.cli.options import parse_sets
+
 
 def register(app: typer.Typer) -> None:
     """Add the `search` command to the main app."""
@@ -33,7 +36,6 @@ def search_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout and nothing else."),
 ) -> None:
     """Adaptive search; running the same command again continues the same study."""
-    from petridish.cli.main import emit_json, parse_sets
     from petridish.search import run_search
     names = [s.strip() for s in search.split(",") if s.strip()] if search else None
     res = run_search(name, metric=metric, direction=direction, budget=budget, sampler=sampler, pruner=pruner,

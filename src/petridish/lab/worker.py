@@ -1,48 +1,43 @@
 """What runs on a worker: one task (a group of cells) -> finished Cell records.
 
-Workers never touch the store; the driver commits what they return. This function
-is top-level and its inputs are plain data, so process pools and Ray can ship it.
+A task carries its experiment itself (pickled by reference to the module that defines
+its functions), so a worker never looks a name up. Workers never touch the store; the
+driver commits what they return. ``run_task`` is top-level and its input is plain
+data, so process pools and Ray can ship it.
+
+Every task runs with one thread (``petridish.threads.threads(1)``) on every executor:
+float reductions are then split the same way everywhere, and cells come out bitwise
+identical whichever executor and worker count ran them.
 """
 from __future__ import annotations
 
-import math
 import os
 import resource
 import sys
 import time
 import traceback
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
-import torch
-
-from petridish.lab.experiment import Cell, Experiment, Pruned
+from petridish.lab.experiment import Cell, Experiment, Pruned, reset_reporter, set_reporter
+from petridish.threads import threads
 
 
 @dataclass(frozen=True)
 class Task:
-    """A group of cells run in one call (one cell unless the experiment batches)."""
+    """A group of cells run in one call (one cell unless the experiment batches).
 
-    experiment: str
+    ``reporter``, if given, receives the cells' ``report_intermediate`` calls (adaptive
+    search's pruning); it must be picklable.
+    """
+
+    experiment: Experiment
     cells: tuple[tuple[str, dict[str, Any], int], ...]   # (key, params, seed)
-    threads: int = 1                                     # torch intra-op threads for this task
-    source: str | None = None    # module defining the experiment, for ones outside the catalogue
+    reporter: Callable[[int, float, str | None], None] | None = None
 
-
-def resolve_task_experiment(task: Task) -> Experiment:
-    """The catalogue's experiment of that name, else the one defined in ``task.source``."""
-    from petridish.experiments import catalogue
-    cat = catalogue()
-    if task.experiment in cat:
-        return cat[task.experiment]
-    if task.source:
-        import importlib
-        mod = importlib.import_module(task.source)
-        for v in vars(mod).values():
-            if isinstance(v, Experiment) and v.name == task.experiment:
-                return v
-    from petridish.experiments import get
-    return get(task.experiment)
+    @property
+    def name(self) -> str:
+        return self.experiment.name
 
 
 def _peak_rss_mb() -> float:
@@ -51,46 +46,52 @@ def _peak_rss_mb() -> float:
 
 
 def _status(metrics: dict[str, Any]) -> str:
-    if metrics.get("diverged"):
-        return "diverged"
-    for v in metrics.values():
-        if isinstance(v, float) and not math.isfinite(v) and metrics.get("diverged") is None:
-            return "done"   # non-finite metrics are the experiment's call, not the lab's
-    return "done"
+    return "diverged" if metrics.get("diverged") else "done"
 
 
-def run_task(task: Task, experiment: Experiment | None = None) -> list[Cell]:
-    """Run every cell of ``task``; an exception fails only the cells it belongs to."""
-    if experiment is None:
-        experiment = resolve_task_experiment(task)
-    torch.set_num_threads(max(1, int(task.threads)))
-    t0 = time.perf_counter()
-    out: list[Cell] = []
+def failed_cells(task: Task, error: str) -> list[Cell]:
+    return [Cell(k, task.name, p, s, "failed", {}, error) for k, p, s in task.cells]
+
+
+def run_task(task: Task) -> list[Cell]:
+    """Run every cell of ``task`` on one thread; an exception fails only the cells it belongs to."""
+    token = set_reporter(task.reporter) if task.reporter is not None else None
+    try:
+        with threads(1):
+            return _run_cells(task)
+    finally:
+        if token is not None:
+            reset_reporter(token)
+
+
+def _run_cells(task: Task) -> list[Cell]:
+    exp = task.experiment
     keys = [c[0] for c in task.cells]
     params = [c[1] for c in task.cells]
     seeds = [c[2] for c in task.cells]
-    if experiment.run_group is not None and len(task.cells) > 1:
+    if exp.run_group is not None and len(task.cells) > 1:
+        t0 = time.perf_counter()
         try:
-            results = experiment.run_group(params, seeds)
-            wall = (time.perf_counter() - t0) / len(task.cells)
-            for k, p, s, m in zip(keys, params, seeds, results):
-                out.append(Cell(k, experiment.name, p, s, _status(m), dict(m), None, wall, _peak_rss_mb()))
-            return out
+            results = exp.run_group(params, seeds)
         except Exception:   # fall back to one cell at a time so one bad cell fails alone
-            pass
-    for k, p, s in zip(keys, params, seeds):
-        t1 = time.perf_counter()
-        try:
-            m = experiment.run(dict(p), s)
-            out.append(Cell(k, experiment.name, p, s, _status(m), dict(m), None,
-                            time.perf_counter() - t1, _peak_rss_mb()))
-        except Pruned as e:
-            out.append(Cell(k, experiment.name, p, s, "pruned", {}, str(e) or "pruned",
-                            time.perf_counter() - t1, _peak_rss_mb()))
-        except Exception as e:
-            msg = f"{type(e).__name__}: {e}"
-            if os.environ.get("PETRIDISH_DEBUG"):
-                msg += "\n" + traceback.format_exc()
-            out.append(Cell(k, experiment.name, p, s, "failed", {}, msg,
-                            time.perf_counter() - t1, _peak_rss_mb()))
-    return out
+            results = None
+        if results is not None:
+            wall = (time.perf_counter() - t0) / len(task.cells)
+            return [Cell(k, exp.name, p, s, _status(m), dict(m), None, wall, _peak_rss_mb())
+                    for k, p, s, m in zip(keys, params, seeds, results)]
+    return [_run_cell(exp, k, p, s) for k, p, s in zip(keys, params, seeds)]
+
+
+def _run_cell(exp: Experiment, key: str, params: dict[str, Any], seed: int) -> Cell:
+    t1 = time.perf_counter()
+    try:
+        m = exp.run(dict(params), seed)
+        return Cell(key, exp.name, params, seed, _status(m), dict(m), None, time.perf_counter() - t1, _peak_rss_mb())
+    except Pruned as e:
+        return Cell(key, exp.name, params, seed, "pruned", {}, str(e) or "pruned",
+                    time.perf_counter() - t1, _peak_rss_mb())
+    except Exception as e:
+        msg = f"{type(e).__name__}: {e}"
+        if os.environ.get("PETRIDISH_DEBUG"):
+            msg += "\n" + traceback.format_exc()
+        return Cell(key, exp.name, params, seed, "failed", {}, msg, time.perf_counter() - t1, _peak_rss_mb())

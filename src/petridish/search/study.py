@@ -24,16 +24,17 @@ import optuna
 
 from petridish.errors import PetridishError, check_choice, check_number
 from petridish.lab.cellkey import canonical, cell_key
+from petridish.lab.executors import Executor, make_executor
 from petridish.lab.experiment import Analysis, Cell, Experiment
 from petridish.lab.provenance import provenance
-from petridish.lab.store import FINISHED, RunRecord, open_store
+from petridish.lab.session import RunSession
+from petridish.lab.store import FINISHED, RunRecord, Store, open_store
 from petridish.lab.sweep import analyze, resolve
 from petridish.lab.worker import Task
-from petridish.search.pool import make_pool
 from petridish.search.samplers import PRUNERS, SAMPLERS, make_pruner, make_sampler
 from petridish.search.space import SearchSpace, derive_space
 from petridish.search.storage import journal_path_for, journal_storage
-from petridish.search.trial import TrialSpec
+from petridish.search.trial import TrialReporter
 
 State = optuna.trial.TrialState
 
@@ -57,7 +58,7 @@ class SearchResult:
                 "metric": self.metric, "direction": self.direction, "best_params": self.best_params,
                 "best_value": self.best_value, "trials": self.trials, "computed": self.computed,
                 "cells": [c.to_json() for c in self.cells],
-                "analysis": {"findings": self.analysis.findings, "values": self.analysis.values}}
+                "analysis": self.analysis.to_json()}
 
 
 def study_name_for(exp: Experiment, space: SearchSpace, *, metric: str, direction: str, sampler: str,
@@ -70,7 +71,7 @@ def study_name_for(exp: Experiment, space: SearchSpace, *, metric: str, directio
 def run_search(experiment: str | Experiment, *, metric: str, direction: str = "minimize", budget: int = 20,
                sampler: str = "tpe", pruner: str = "none", overrides: dict[str, Any] | None = None,
                search: list[str] | None = None, quick: bool = False, seed: int = 0, sampler_seed: int = 0,
-               store: Any = None, workers: int = 1, executor: str = "local", address: str | None = None,
+               store: Any = None, workers: int = 1, executor: str | Executor = "local", address: str | None = None,
                journal: str | None = None) -> SearchResult:
     """Adaptive search of ``metric`` over the experiment's declared parameters.
 
@@ -84,12 +85,14 @@ def run_search(experiment: str | Experiment, *, metric: str, direction: str = "m
     workers = check_number(workers, "workers", "search", kind=int, low=1)
     check_choice(sampler, "sampler", "search", SAMPLERS)
     check_choice(pruner, "pruner", "search", PRUNERS)
+    if not isinstance(executor, Executor):
+        check_choice(executor, "executor", "search", ("local", "ray"))
     cfg = exp.config(overrides, quick=quick)
     fixed_by_user = {k for k in (overrides or {}) if not isinstance(cfg[k], list)}   # a list set by hand is searched
     space = derive_space(exp, cfg, fixed_by_user=fixed_by_user, names=search, sampler=sampler)
     if space.size() is not None:
         budget = min(budget, space.size())
-    st = open_store(store)
+    st = open_store(store)               # the session below shares it and closes it
     name = study_name_for(exp, space, metric=metric, direction=direction, sampler=sampler, pruner=pruner,
                           seed=seed)
     jpath = journal or journal_path_for(st)
@@ -102,24 +105,20 @@ def run_search(experiment: str | Experiment, *, metric: str, direction: str = "m
     if n_old:   # resumed: a fresh sampler with the same seed would re-propose the first trials' points
         study.sampler = make_sampler(sampler, seed=sampler_seed + n_old, grid=space.grid)
     rid = hashlib.sha256(("search:" + name).encode()).hexdigest()[:12]
-    prov = provenance(seeds=[seed], executor=executor, workers=workers)
+    prov = provenance(seeds=[seed], executor=executor if isinstance(executor, str) else executor.name,
+                      workers=workers)
     prov["search"] = {"study": name, "journal": jpath, "metric": metric, "direction": direction,
                       "sampler": sampler, "pruner": pruner, "budget": budget, "space": space.describe(),
                       "fixed": space.fixed}
-    prev = st.get_run(rid)
-    st.create_run(RunRecord(rid, exp.name, cfg, [seed], prov, "running", time.time()), [])
-    ship = experiment if isinstance(experiment, Experiment) else None
-    t0 = time.perf_counter()
-    status, computed = "interrupted", 0
+    with RunSession(st, RunRecord(rid, exp.name, cfg, [seed], prov, "running", time.time()), []) as session:
+        with make_executor(executor, workers, address, owner="search") as ex:
+            computed = _loop(study, exp, space, session, metric=metric, budget=budget, seed=seed,
+                             pruner=pruner, journal=jpath, executor=ex, parallel=workers)
     try:
-        computed = _loop(study, exp, space, st, rid, metric=metric, budget=budget, seed=seed, pruner=pruner,
-                         journal=jpath, pool=make_pool(executor, workers, address, ship))
-        status = "finished"
+        return _result(study, exp, st, rid, metric, direction, computed)
     finally:
-        wall = (prev.wall_time if prev else 0.0) + time.perf_counter() - t0
-        prov["wall_time_s"] = wall
-        st.update_run(rid, status=status, wall_time=wall, provenance=prov)
-    return _result(study, exp, st, rid, metric, direction, computed)
+        if not isinstance(store, Store):
+            st.close()
 
 
 def _counted(study: optuna.Study) -> int:
@@ -136,38 +135,33 @@ def _requeue_zombies(study: optuna.Study) -> None:
             study.tell(t.number, state=State.FAIL)
 
 
-def _loop(study, exp, space, st, rid, *, metric, budget, seed, pruner, journal, pool) -> int:
+def _loop(study, exp, space, session: RunSession, *, metric, budget, seed, pruner, journal,
+          executor: Executor, parallel: int) -> int:
+    """Ask, run and tell until the budget is spent, with at most ``parallel`` trials in flight."""
     computed = 0
     remaining = budget - _counted(study)
-    inflight: dict[Any, Any] = {}
-    try:
-        while remaining > 0 or inflight:
-            while remaining > 0 and len(inflight) < getattr(pool, "workers", 1):
-                trial = study.ask(space.distributions)
-                remaining -= 1
-                params = {**space.fixed, **trial.params}
-                params = {p.name: params[p.name] for p in exp.params}   # declaration order
-                key = cell_key(exp.name, exp.version, params, seed)
-                trial.set_user_attr("cell", key)
-                st.add_run_keys(rid, [key])
-                old = st.get_cells([key]).get(key)
-                if old is not None and old.status in FINISHED:          # shared with a sweep: no recompute
-                    _tell(study, trial, old, metric)
-                    continue
-                task = Task(exp.name, ((key, params, seed),), source=getattr(exp.run, "__module__", None))
-                spec = TrialSpec(study.study_name, trial._trial_id, journal, pruner, metric)
-                inflight[pool.submit(task, spec)] = trial
-            if not inflight:
+    inflight: dict[int, optuna.Trial] = {}
+    while remaining > 0 or inflight:
+        while remaining > 0 and len(inflight) < parallel:
+            trial = study.ask(space.distributions)
+            remaining -= 1
+            params = {**space.fixed, **trial.params}
+            params = {p.name: params[p.name] for p in exp.params}   # declaration order
+            key = cell_key(exp.name, exp.version, params, seed)
+            trial.set_user_attr("cell", key)
+            session.add_keys([key])
+            old = session.store.get_cells([key]).get(key)
+            if old is not None and old.status in FINISHED:          # shared with a sweep: no recompute
+                _tell(study, trial, old, metric)
                 continue
-            for handle, cells in pool.wait():
-                trial = inflight.pop(handle)
-                for c in cells:
-                    c.run_id = rid
-                st.put_cells(cells)                                     # committed before telling Optuna
-                computed += 1
-                _tell(study, trial, cells[0], metric)
-    finally:
-        pool.close()
+            reporter = (TrialReporter(study.study_name, trial._trial_id, journal, pruner, metric)
+                        if pruner != "none" else None)
+            inflight[executor.submit(Task(exp, ((key, params, seed),), reporter))] = trial
+        for ticket, cells in executor.wait():
+            trial = inflight.pop(ticket)
+            session.commit(cells)                                   # committed before telling Optuna
+            computed += 1
+            _tell(study, trial, cells[0], metric)
     return computed
 
 

@@ -1,51 +1,48 @@
-"""What a worker runs for one trial: the trial's cell, with pruning wired in.
+"""A trial's reporter: the cell's ``report_intermediate`` calls, routed to Optuna.
 
-The experiment's ``report_intermediate(step, value)`` is routed to Optuna's
-``trial.report`` and ``trial.should_prune``; when the pruner says so the cell stops
-with status ``pruned``. The worker reaches the study through its Optuna storage (a
-journal file beside the petridish store, which Optuna locks for concurrent writers).
-It never touches the petridish store: the driver commits the returned cells.
-Top-level and plain-data arguments, so process pools and Ray can ship it.
+A ``TrialReporter`` travels inside the trial's task (``Task.reporter``) to whichever
+worker runs it. There it reports each value of the searched metric to the Optuna trial
+(``trial.report``) and raises ``Pruned`` when ``trial.should_prune()`` says so; the
+cell then ends with status ``pruned``. The worker reaches the study through its Optuna
+storage (a journal file beside the petridish store, which Optuna locks for concurrent
+writers). It never touches the petridish store: the driver commits the returned cells.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
-from petridish.lab.experiment import Cell, Experiment, Pruned, reset_reporter, set_reporter
-from petridish.lab.worker import Task, run_task
+from petridish.lab.experiment import Pruned
 
 
-@dataclass(frozen=True)
-class TrialSpec:
+@dataclass
+class TrialReporter:
     study_name: str
     trial_id: int                 # Optuna's storage-wide trial id (not the number)
-    journal: str | None           # Optuna journal file; None: no pruning
-    pruner: str = "none"
+    journal: str                  # Optuna journal file
+    pruner: str
     metric: str | None = None     # the searched metric: intermediate values of others are ignored
+    _trial: Any = field(default=None, repr=False, compare=False)
 
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_trial": None}      # the loaded study stays where it was loaded
 
-def run_trial(task: Task, spec: TrialSpec, experiment: Experiment | None = None) -> list[Cell]:
-    if spec.pruner == "none" or spec.journal is None:
-        return run_task(task, experiment)
-    import optuna
+    def _load(self) -> Any:
+        import optuna
 
-    from petridish.search.samplers import make_pruner
-    from petridish.search.storage import journal_storage
+        from petridish.search.samplers import make_pruner
+        from petridish.search.storage import journal_storage
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.load_study(study_name=spec.study_name, storage=journal_storage(spec.journal),
-                              pruner=make_pruner(spec.pruner), sampler=optuna.samplers.RandomSampler())
-    trial = optuna.trial.Trial(study, spec.trial_id)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study = optuna.load_study(study_name=self.study_name, storage=journal_storage(self.journal),
+                                  pruner=make_pruner(self.pruner), sampler=optuna.samplers.RandomSampler())
+        return optuna.trial.Trial(study, self.trial_id)
 
-    def reporter(step: int, value: float, metric: str | None = None) -> None:
-        if metric is not None and spec.metric is not None and metric != spec.metric:
+    def __call__(self, step: int, value: float, metric: str | None = None) -> None:
+        if metric is not None and self.metric is not None and metric != self.metric:
             return
-        trial.report(value, step)
-        if trial.should_prune():
+        if self._trial is None:
+            self._trial = self._load()
+        self._trial.report(value, step)
+        if self._trial.should_prune():
             raise Pruned(f"pruned at step {step} (value {value:.4g})")
-
-    token = set_reporter(reporter)
-    try:
-        return run_task(task, experiment)
-    finally:
-        reset_reporter(token)

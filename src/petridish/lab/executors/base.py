@@ -1,41 +1,102 @@
-"""The executor contract.
+"""The executor contract, written once; every backend (in-process, process pool, Ray) keeps it.
 
-An executor takes tasks and yields, for each, the list of finished ``Cell`` records
-as soon as that task completes (any order). It never writes the store: the driver
-commits each yielded list before asking for the next, so a crash loses at most the
-tasks in flight.
+``submit(task) -> ticket`` hands a task over and returns at once with a ticket (an
+int, unique per executor). ``wait() -> [(ticket, cells)]`` blocks until at least one
+submitted task is finished and returns every finished one, each with its list of
+``Cell`` records (one per cell of the task, in the task's order); it returns ``[]``
+when nothing is in flight. ``run(tasks)`` feeds tasks through ``submit``/``wait``,
+keeping at most ``2 × workers`` in flight, and yields ``(task, cells)`` as each lands.
 
-If a task's worker dies (killed process, lost node), the executor retries it up to
-``max_retries`` times and then yields its cells with status ``failed`` and the error.
-Exceptions raised by the experiment are not retried: ``run_task`` already turns them
-into ``failed`` cells.
+* An executor never writes the store: the driver commits each returned list before
+  it waits again, so a crash loses at most the tasks in flight.
+* Each task runs with one thread (``run_task``), so a cell's bits do not depend on the
+  executor or on how many workers share the machine.
+* An exception raised by the experiment is not retried: ``run_task`` turns it into
+  ``failed`` cells. An error outside the experiment (a task that cannot be pickled)
+  gives ``failed`` cells at once.
+* A task whose worker dies (killed process, lost node) is run again, at most
+  ``max_retries`` times (2 by default); then its cells come back ``failed`` with
+  "worker died N times". A process pool loses every task in flight when one worker
+  dies: each of them counts one attempt.
+* ``close()`` cancels what is in flight and releases the workers; it is safe to call
+  twice, and executors are context managers.
+
+Backends implement two hooks: ``_start(ticket, task)`` and ``_collect()``, which blocks
+until at least one started task ends and returns ``[(ticket, cells or WorkerDied)]``.
+Retries live here, once.
 """
 from __future__ import annotations
 
+import itertools
 from abc import ABC, abstractmethod
+from collections import deque
 from typing import Iterable, Iterator
 
 from petridish.lab.experiment import Cell
-from petridish.lab.worker import Task
+from petridish.lab.worker import Task, failed_cells
+
+
+class WorkerDied(Exception):
+    """What ``_collect`` returns for a task whose worker process or node was lost."""
 
 
 class Executor(ABC):
     name: str = "?"
+    workers: int = 1
     max_retries: int = 2
 
+    def __init__(self) -> None:
+        self._tickets = itertools.count()
+        self._pending: dict[int, tuple[Task, int]] = {}       # ticket -> (task, attempts so far)
+
     @abstractmethod
+    def _start(self, ticket: int, task: Task) -> None:
+        """Begin running ``task`` (may run it right away)."""
+
+    @abstractmethod
+    def _collect(self) -> list[tuple[int, list[Cell] | WorkerDied]]:
+        """Block until at least one started task ends; return the ones that did."""
+
+    def submit(self, task: Task) -> int:
+        ticket = next(self._tickets)
+        self._pending[ticket] = (task, 0)
+        self._start(ticket, task)
+        return ticket
+
+    def wait(self) -> list[tuple[int, list[Cell]]]:
+        out: list[tuple[int, list[Cell]]] = []
+        while self._pending and not out:
+            for ticket, result in self._collect():
+                task, attempts = self._pending[ticket]
+                if isinstance(result, WorkerDied):
+                    if attempts < self.max_retries:
+                        self._pending[ticket] = (task, attempts + 1)
+                        self._start(ticket, task)
+                        continue
+                    result = failed_cells(task, f"worker died {attempts + 1} times: {result}")
+                del self._pending[ticket]
+                out.append((ticket, result))
+        return out
+
     def run(self, tasks: Iterable[Task]) -> Iterator[tuple[Task, list[Cell]]]:
-        """Yield (task, cells) as tasks finish."""
+        queue = deque(tasks)
+        mine: dict[int, Task] = {}
+        while queue or mine:
+            while queue and len(self._pending) < 2 * self.workers:
+                task = queue.popleft()
+                mine[self.submit(task)] = task
+            for ticket, cells in self.wait():
+                yield mine.pop(ticket), cells
+
+    def in_flight(self) -> int:
+        return len(self._pending)
 
     def close(self) -> None:
-        """Release workers. Safe to call twice."""
+        """Cancel what is in flight and release the workers. Safe to call twice."""
+        self._pending.clear()
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         self.close()
-
-
-def failed_cells(task: Task, error: str) -> list[Cell]:
-    return [Cell(k, task.experiment, p, s, "failed", {}, error) for k, p, s in task.cells]

@@ -1,89 +1,84 @@
-"""Local execution: in-process for one worker, a process pool for several."""
+"""Local execution: in this process (one worker), or a pool of spawned processes."""
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from typing import Iterable, Iterator
 
-from petridish.lab.executors.base import Executor, failed_cells
+from petridish.errors import check_number
+from petridish.lab.executors.base import Executor, WorkerDied
 from petridish.lab.experiment import Cell
-from petridish.lab.worker import Task, run_task
+from petridish.lab.worker import Task, failed_cells, run_task
 
 
 class InProcessExecutor(Executor):
-    """Runs tasks one after another in this process (``--workers 1``)."""
+    """Runs each task in this process as it is submitted (``--workers 1``)."""
 
     name = "local"
 
-    def __init__(self, threads: int | None = None):
-        self.threads = threads or max(1, os.cpu_count() or 1)
+    def __init__(self) -> None:
+        super().__init__()
+        self._done: list[tuple[int, list[Cell]]] = []
 
-    def run(self, tasks: Iterable[Task]) -> Iterator[tuple[Task, list[Cell]]]:
-        for t in tasks:
-            t = Task(t.experiment, t.cells, self.threads, t.source)
-            yield t, run_task(t)
+    def _start(self, ticket: int, task: Task) -> None:
+        self._done.append((ticket, run_task(task)))
+
+    def _collect(self) -> list[tuple[int, list[Cell] | WorkerDied]]:
+        out, self._done = self._done, []
+        return out
+
+    def close(self) -> None:
+        super().close()
+        self._done = []
 
 
 class ProcessPoolExecutorLab(Executor):
-    """A pool of ``workers`` spawned processes, each with cpu_count // workers threads.
+    """A pool of ``workers`` spawned processes, one task (and one thread) each at a time.
 
-    A worker that dies breaks the pool; the pool is rebuilt and the tasks that were
-    in flight are retried, each at most ``max_retries`` times.
+    A worker that dies breaks the pool: every task in flight is reported as lost
+    (and retried by the base class), and a fresh pool is started for what follows.
     """
 
     name = "local"
 
     def __init__(self, workers: int, max_retries: int = 2):
-        self.workers = workers
-        self.max_retries = max_retries
-        self.threads = max(1, (os.cpu_count() or 1) // workers)
+        super().__init__()
+        self.workers = check_number(workers, "workers", "ProcessPoolExecutorLab", kind=int, low=1)
+        self.max_retries = check_number(max_retries, "max_retries", "ProcessPoolExecutorLab", kind=int, low=0)
         self._pool: ProcessPoolExecutor | None = None
+        self._futures: dict[Future, int] = {}
 
-    def _new_pool(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"))
+    def _start(self, ticket: int, task: Task) -> None:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"))
+        self._futures[self._pool.submit(run_task, task)] = ticket
 
-    def run(self, tasks: Iterable[Task]) -> Iterator[tuple[Task, list[Cell]]]:
-        queue = [Task(t.experiment, t.cells, self.threads, t.source) for t in tasks]
-        attempts: dict[int, int] = {}
-        self._pool = self._new_pool()
-        inflight: dict[Future, tuple[int, Task]] = {}
-        nxt = 0
-        while nxt < len(queue) or inflight:
-            while nxt < len(queue) and len(inflight) < 2 * self.workers:
-                inflight[self._pool.submit(run_task, queue[nxt])] = (nxt, queue[nxt])
-                nxt += 1
-            done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
-            broken = False
-            for fut in done:
-                idx, task = inflight.pop(fut)
-                try:
-                    yield task, fut.result()
-                except BrokenProcessPool as e:
-                    broken = True
-                    attempts[idx] = attempts.get(idx, 0) + 1
-                    if attempts[idx] > self.max_retries:
-                        yield task, failed_cells(task, f"worker died {attempts[idx]} times: {e}")
-                    else:
-                        queue.append(task)
-                        attempts[len(queue) - 1] = attempts[idx]
-                except Exception as e:   # pickling errors and the like
-                    yield task, failed_cells(task, f"{type(e).__name__}: {e}")
-            if broken:
-                for fut, (idx, task) in list(inflight.items()):
-                    inflight.pop(fut)
-                    queue.append(task)
-                    attempts[len(queue) - 1] = attempts.get(idx, 0)
-                self._pool.shutdown(wait=False, cancel_futures=True)
-                self._pool = self._new_pool()
-        self.close()
+    def _collect(self) -> list[tuple[int, list[Cell] | WorkerDied]]:
+        done, _ = wait(list(self._futures), return_when=FIRST_COMPLETED)
+        out: list[tuple[int, list[Cell] | WorkerDied]] = []
+        broken = False
+        for fut in done:
+            ticket = self._futures.pop(fut)
+            try:
+                out.append((ticket, fut.result()))
+            except BrokenProcessPool as e:
+                broken = True
+                out.append((ticket, WorkerDied(f"{type(e).__name__}: {e}")))
+            except Exception as e:      # the task or its result could not be pickled, and the like
+                task, _ = self._pending[ticket]
+                out.append((ticket, failed_cells(task, f"{type(e).__name__}: {e}")))
+        if broken:                      # every task in flight went down with the pool
+            out += [(t, WorkerDied("the worker pool broke while this task ran")) for t in self._futures.values()]
+            self._futures.clear()
+            self._shutdown()
+        return out
 
-    def close(self) -> None:
+    def _shutdown(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
 
-
-def local_executor(workers: int = 1) -> Executor:
-    return InProcessExecutor() if workers <= 1 else ProcessPoolExecutorLab(workers)
+    def close(self) -> None:
+        super().close()
+        self._futures.clear()
+        self._shutdown()

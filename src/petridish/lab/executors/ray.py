@@ -6,19 +6,17 @@ cluster started with ``ray start --head``. If Ray is already initialised in this
 process (a test fixture, a notebook), that instance is used and left running.
 
 Workers return Cell records; the driver (``run_sweep``) is the only writer of the
-store. A task whose worker dies (process killed, node lost) is resubmitted up to
-``max_retries`` times and then yielded as ``failed`` cells carrying the error. Ray's
-own task retries are switched off so that this executor counts attempts itself.
+store. Retries follow the one policy of ``executors.base``; Ray's own task retries
+are switched off so that the base class counts attempts.
 """
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from petridish.errors import check_number
-from petridish.lab.executors.base import Executor, failed_cells
-from petridish.lab.experiment import Cell, Experiment
-from petridish.lab.worker import Task, run_task
+from petridish.lab.executors.base import Executor, WorkerDied
+from petridish.lab.experiment import Cell
+from petridish.lab.worker import Task, failed_cells, run_task
 
 try:
     import ray
@@ -29,71 +27,76 @@ except ImportError as e:   # optional extra: pip install 'petridish[ray]'
 from petridish.lab.executors.ray_connect import connect  # noqa: E402  (address, token, one-line errors)
 
 
-def _run_remote(task: Task, experiment: Experiment | None) -> list[Cell]:
-    return run_task(task, experiment)
+def _run_remote(task: Task) -> list[Cell]:
+    return run_task(task)
 
 
 class RayExecutor(Executor):
-    """Runs each task as a Ray task with one CPU (one torch thread).
+    """Runs each task as a Ray task with one CPU (one thread), on a local instance or a cluster.
 
-    At most ``2 × cluster CPUs`` tasks are in flight, so a huge sweep does not flood
-    the object store and results stream back as they finish.
+    At most ``2 × workers`` tasks are in flight (``workers`` defaults to the cluster's
+    CPUs), so a huge sweep does not flood the object store and results stream back.
     """
 
     name = "ray"
 
     def __init__(self, address: str | None = None, num_cpus: int | None = None, max_retries: int = 2,
-                 *, experiment: Experiment | None = None):
+                 workers: int | None = None):
+        super().__init__()
         if num_cpus is not None:
             num_cpus = check_number(num_cpus, "num_cpus", "RayExecutor", kind=int, low=1)
+        if workers is not None:
+            workers = check_number(workers, "workers", "RayExecutor", kind=int, low=1)
         self.max_retries = check_number(max_retries, "max_retries", "RayExecutor", kind=int, low=0)
         self.address = address
         self.num_cpus = num_cpus
-        self.experiment = experiment        # tests ship a test-only Experiment; normally looked up by name
+        self._workers = workers
         self._started = False
-        self._inflight: dict[Any, tuple[Task, int]] = {}
+        self._remote = None
+        self._refs: dict[Any, int] = {}
+
+    @property
+    def workers(self) -> int:        # type: ignore[override]
+        if self._workers is None:
+            self._ensure()
+            self._workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        return self._workers
 
     def _ensure(self) -> None:
-        self._started = connect(self.address, self.num_cpus) or self._started
+        if self._remote is None or not ray.is_initialized():
+            self._started = connect(self.address, self.num_cpus) or self._started
+            self._remote = ray.remote(num_cpus=1, max_retries=0)(_run_remote)
 
-    def run(self, tasks: Iterable[Task]) -> Iterator[tuple[Task, list[Cell]]]:
+    def _start(self, ticket: int, task: Task) -> None:
         self._ensure()
-        remote = ray.remote(num_cpus=1, max_retries=0)(_run_remote)
-        exp_ref = ray.put(self.experiment)
-        cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
-        queue: list[tuple[Task, int]] = [(replace(t, threads=1), 0) for t in tasks]   # keeps .source
-        queue.reverse()                                   # pop() from the end keeps sweep order
-        inflight = self._inflight
-        while queue or inflight:
-            while queue and len(inflight) < 2 * cpus:
-                task, attempt = queue.pop()
-                inflight[remote.remote(task, exp_ref)] = (task, attempt)
-            ready, _ = ray.wait(list(inflight), num_returns=1)
-            for ref in ready:
-                task, attempt = inflight.pop(ref)
-                try:
-                    cells = ray.get(ref)
-                except RayTaskError as e:                  # raised outside the experiment: not retried
-                    yield task, failed_cells(task, f"{type(e.cause).__name__}: {e.cause}"
-                                             if getattr(e, "cause", None) else str(e).splitlines()[0])
-                    continue
-                except RayError as e:                      # worker died, node lost, object lost: retry
-                    if attempt < self.max_retries:
-                        queue.append((task, attempt + 1))
-                    else:
-                        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-                        yield task, failed_cells(
-                            task, f"worker died {attempt + 1} times ({type(e).__name__}): {first}")
-                    continue
-                yield task, cells
+        self._refs[self._remote.remote(task)] = ticket
+
+    def _collect(self) -> list[tuple[int, list[Cell] | WorkerDied]]:
+        ready, _ = ray.wait(list(self._refs), num_returns=1)
+        out: list[tuple[int, list[Cell] | WorkerDied]] = []
+        for ref in ready:
+            ticket = self._refs.pop(ref)
+            try:
+                out.append((ticket, ray.get(ref)))
+            except RayTaskError as e:                  # raised outside the experiment: not retried
+                task, _ = self._pending[ticket]
+                cause = getattr(e, "cause", None)
+                out.append((ticket, failed_cells(task, f"{type(cause).__name__}: {cause}" if cause
+                                                 else str(e).splitlines()[0])))
+            except RayError as e:                      # worker died, node lost, object lost: retried
+                first = (str(e).strip().splitlines() or [""])[0]
+                out.append((ticket, WorkerDied(f"{type(e).__name__}: {first}")))
+        return out
 
     def close(self) -> None:
-        for ref in list(self._inflight):
+        super().close()
+        for ref in list(self._refs):
             try:
                 ray.cancel(ref, force=True)
             except Exception:   # already finished or the cluster is gone
                 pass
-        self._inflight.clear()
+        self._refs.clear()
         if self._started and ray.is_initialized():
             ray.shutdown()
         self._started = False
+        self._remote = None
