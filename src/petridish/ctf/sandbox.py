@@ -104,6 +104,13 @@ def _helper() -> _Helper:
     return h
 
 
+def start_helpers() -> None:
+    """Start this thread's helper and one for validation now, so the first jobs need not wait
+    for their start-up (a second or two on a busy machine)."""
+    _helper()
+    _pool.prewarm()
+
+
 def close_helper() -> None:
     """Stop this thread's helper process (the scorer's workers call it when they stop)."""
     h = getattr(_local, "helper", None)
@@ -119,6 +126,11 @@ class _Pool:
         self._idle: list[_Helper] = []
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(slots)
+
+    def prewarm(self) -> None:
+        with self._lock:
+            if not self._idle:
+                self._idle.append(_Helper())
 
     @contextmanager
     def helper(self):

@@ -31,7 +31,8 @@ from sqlalchemy.orm import sessionmaker
 from petridish.ctf import ladder, storage
 from petridish.ctf.db import LadderState, Submission, Task, utcnow
 from petridish.ctf.metrics import per_example_loss
-from petridish.ctf.sandbox import RefereeFault, ScoringFailed, check_upload, close_helper, run_model
+from petridish.ctf.sandbox import (RefereeFault, ScoringFailed, check_upload, close_helper, run_model,
+                                    start_helpers)
 from petridish.ctf.settings import Settings
 from petridish.ctf.validate import Signature
 
@@ -147,6 +148,7 @@ class Scorer:
             return len(self._pending)
 
     def _work(self) -> None:
+        start_helpers()
         while True:
             item = self._queue.get()
             if item is None:

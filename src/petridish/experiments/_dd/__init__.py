@@ -1,1 +1,0 @@
-"""Helpers for the double-descent and benign-overfitting experiments (not experiments themselves)."""
