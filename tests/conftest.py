@@ -20,3 +20,26 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
+
+
+@pytest.fixture
+def pg_url():
+    """A fresh, empty PostgreSQL database on the server that PETRIDISH_TEST_STORE_URL names
+    (`.ci/run` starts one); its SQLAlchemy URL. Dropped afterwards. Skips without a server."""
+    base = os.environ.get("PETRIDISH_TEST_STORE_URL")
+    if not base:
+        pytest.skip("no PostgreSQL server: set PETRIDISH_TEST_STORE_URL (as .ci/run does)")
+    import uuid
+
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+    name = "petridish_t_" + uuid.uuid4().hex[:12]
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(base).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as c:
+            c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()

@@ -7,20 +7,12 @@ from petridish.lab.experiment import Cell
 from petridish.lab.store import MemoryStore, RunRecord, SQLStore
 
 
-import os
-
-_BACKENDS = ["sqlite", "memory"] + (["url"] if os.environ.get("PETRIDISH_TEST_STORE_URL") else [])
-
-
-@pytest.fixture(params=_BACKENDS)
+@pytest.fixture(params=["sqlite", "memory", "postgresql"])
 def store(request, tmp_path):
-    """SQLite and memory always; any other SQLAlchemy URL (e.g. PostgreSQL) when
-    PETRIDISH_TEST_STORE_URL names an empty database."""
-    if request.param == "url":
-        from petridish.lab.store.sql import _meta
-        s = SQLStore(os.environ["PETRIDISH_TEST_STORE_URL"])
-        _meta.drop_all(s.engine)
-        _meta.create_all(s.engine)
+    """SQLite and memory always; PostgreSQL when PETRIDISH_TEST_STORE_URL names a server
+    (`.ci/run` starts one): each test gets a fresh database on it."""
+    if request.param == "postgresql":
+        s = SQLStore(request.getfixturevalue("pg_url"))    # a fresh database per test
         yield s
         s.close()
     elif request.param == "sqlite":

@@ -81,8 +81,14 @@ _KILL_SCRIPT = textwrap.dedent("""
 """)
 
 
-def test_sigkill_loses_no_finished_cell_and_resume_finishes(tmp_path):
-    store = str(tmp_path / "runs")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def kill_store(request, tmp_path):
+    """The SQLite store always; a fresh PostgreSQL database when PETRIDISH_TEST_STORE_URL names a server."""
+    return str(tmp_path / "runs") if request.param == "sqlite" else request.getfixturevalue("pg_url")
+
+
+def test_sigkill_loses_no_finished_cell_and_resume_finishes(tmp_path, kill_store):
+    store = kill_store
     script = tmp_path / "drive.py"
     script.write_text(_KILL_SCRIPT.format(tests=os.path.dirname(__file__), store=store))
     proc = subprocess.Popen([sys.executable, str(script)])
