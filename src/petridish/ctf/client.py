@@ -75,8 +75,18 @@ class Client:
             raise PetridishError(f"The referee refused the request ({r.status_code}): {detail}")
         return r.json()
 
-    def register(self, name: str) -> dict:
-        return self.request("POST", "/api/competitors", json={"name": name})
+    def register(self, name: str, invitation: str | None = None) -> dict:
+        body = {"name": name} if invitation is None else {"name": name, "invitation": invitation}
+        return self.request("POST", "/api/competitors", json=body)
+
+    def set_registration(self, is_open: bool) -> dict:
+        return self.request("PUT", "/api/admin/registration", json={"open": is_open})
+
+    def invite(self, count: int = 1, days: float = 14.0) -> dict:
+        return self.request("POST", "/api/admin/invitations", json={"count": count, "days": days})
+
+    def issue_token(self, name: str) -> dict:
+        return self.request("POST", "/api/admin/competitors", json={"name": name})
 
     def submit(self, task: str, model_bytes: bytes) -> dict:
         return self.request("POST", f"/api/tasks/{task}/submissions",

@@ -7,7 +7,8 @@
   the body streams; and one deadline for the whole body (slow-body clients get a 408).
 - ``ConnectionGuard`` (a uvicorn protocol mixin): a request's headers must arrive within
   ``header_timeout_s`` of the connection opening (or of the previous response), and at most
-  ``max_connections`` connections are open (never more than the file limit allows); when full,
+  ``max_connections`` connections are open (never more than the file limit allows, less what
+  the database needs and one accept burst); when full,
   the oldest connection still waiting for its headers is closed, so slow-header clients
   cannot lock a normal client out.
 - ``serve``: uvicorn with the above, keep-alive timeout, proxy headers from trusted addresses,
@@ -30,6 +31,7 @@ log = logging.getLogger("petridish.ctf")
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 ENVELOPE = 64 * 2**10          # multipart boundaries and fields around an uploaded file
 FD_RESERVE = 128               # file descriptors kept for the database, models and scorers
+BACKLOG = 64                   # listen queue; asyncio accepts up to this many sockets at once
 CSP_PAGES = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
              "frame-ancestors 'none'; base-uri 'none'")
 CSP_DOCS = ("default-src 'none'; script-src 'unsafe-inline' https://cdn.jsdelivr.net; "
@@ -215,7 +217,7 @@ def connection_cap(requested: int) -> int:
             pass
     if soft == resource.RLIM_INFINITY:
         return requested
-    return max(8, min(requested, soft - FD_RESERVE))
+    return max(8, min(requested, soft - FD_RESERVE - BACKLOG))
 
 
 def quiet_accept_errors(loop: asyncio.AbstractEventLoop) -> None:
@@ -241,7 +243,7 @@ def serve(app, settings, *, host: str, port: int, log_level: str = "info",
     cap = connection_cap(settings.max_connections)
     guard = ConnectionGuard(cap, settings.header_timeout_s)
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, http=guarded_protocol(guard),
-                            timeout_keep_alive=settings.keep_alive_s, lifespan="on",
+                            timeout_keep_alive=settings.keep_alive_s, lifespan="on", backlog=BACKLOG,
                             proxy_headers=forwarded_allow_ips is not None,
                             forwarded_allow_ips=forwarded_allow_ips, server_header=False)
     server = uvicorn.Server(config)

@@ -6,6 +6,8 @@ n_public rows) and a private part. Test inputs and labels stay under data_dir on
 from __future__ import annotations
 
 import datetime as dt
+import secrets
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -97,9 +99,23 @@ def _targets(metric, y_train, y_test, x_train, x_test, n_classes):
     return y_train.astype(np.int64), y_test.astype(np.int64), n_out
 
 
-def mnist1d_arrays(*, n_train: int = 4000, n_test: int = 1000, seed: int = 42) -> dict:
-    """x/y train/test numpy arrays of petridish's MNIST-1D."""
+def mnist1d_arrays(*, n_train: int = 4000, n_test: int = 1000, seed: int | None = None) -> dict:
+    """x/y train/test numpy arrays of petridish's MNIST-1D.
+
+    seed None (the referee's default): the training and the test set are generated from two
+    secret seeds drawn here (never stored, never written to the data cache), so nobody can
+    regenerate the test set, not even from the public training set. An explicit seed gives the
+    reproducible split of that seed (42: MNIST-1D's public default split).
+    """
     from petridish.data import mnist1d
-    ds = mnist1d(n_train=n_train, n_test=n_test, seed=seed)
-    return {"x_train": ds.x_train.numpy(), "y_train": ds.y_train.numpy(),
-            "x_test": ds.x_test.numpy(), "y_test": ds.y_test.numpy()}
+    if seed is not None:
+        ds = mnist1d(n_train=n_train, n_test=n_test, seed=seed)
+        return {"x_train": ds.x_train.numpy(), "y_train": ds.y_train.numpy(),
+                "x_test": ds.x_test.numpy(), "y_test": ds.y_test.numpy()}
+    rng = secrets.SystemRandom()
+    train_seed, test_seed = rng.sample(range(2**32), 2)
+    with tempfile.TemporaryDirectory(prefix="petridish-ctf-") as scratch:   # no cache of secret data
+        train = mnist1d(n_train=n_train, n_test=0, seed=train_seed, cache_dir=scratch)
+        test = mnist1d(n_train=n_test, n_test=0, seed=test_seed, cache_dir=scratch)
+    return {"x_train": train.x_train.numpy(), "y_train": train.y_train.numpy(),
+            "x_test": test.x_train.numpy(), "y_test": test.y_train.numpy()}
