@@ -96,6 +96,16 @@ def test_create_task_from_mnist1d_and_the_demo(cli, live_server, make_client):
     task = _json(out)
     assert rc == 0 and task["input_shape"] == ["batch", 40] and task["output_shape"] == ["batch", 10]
     assert (task["n_train"], task["n_test_public"] + task["n_test_private"]) == (4000, 1000)
+    # without --seed the test set comes from a secret seed: none of MNIST-1D's public test rows
+    from petridish.ctf import storage
+    from petridish.data import mnist1d
+    x_test = np.load(storage.test_inputs_path(live_server.data_dir, "mnist1d-cli"))
+    public = mnist1d(n_train=4000, n_test=1000, seed=42).x_test.numpy()
+    assert min(np.abs(public - row).sum(1).min() for row in x_test[:200]) > 1e-3
+    rc, out, err = cli("ctf", "create-task", "mnist1d-seeded", "--dataset", "mnist1d", "--seed", "42", "--json",
+                       "--server", live_server.url, admin=True)
+    x_seeded = np.load(storage.test_inputs_path(live_server.data_dir, "mnist1d-seeded"))
+    assert rc == 0 and sorted(map(bytes, x_seeded)) == sorted(map(bytes, public))   # --seed 42: the public split
     from petridish.cli.ctf import _create_demo
     client = make_client()
     _create_demo(client.app)
@@ -107,3 +117,24 @@ def test_create_task_from_mnist1d_and_the_demo(cli, live_server, make_client):
 def test_serve_needs_the_admin_secret(cli):
     rc, out, err = cli("ctf", "serve", "--port", "8123")
     assert rc == 2 and "PETRIDISH_CTF_ADMIN_SECRET" in err and err.count("\n") == 1
+
+
+def test_cli_registration_policy_invitations_and_issued_tokens(cli, live_server):
+    srv = ["--server", live_server.url]
+    rc, out, _ = cli("ctf", "registration", "close", "--json", *srv, admin=True)
+    assert rc == 0 and _json(out)["open"] is False
+    try:
+        rc, out, err = cli("ctf", "register", "closed-out", *srv)
+        assert rc == 2 and "403" in err and "invitation" in err and err.count("\n") == 1
+        rc, out, _ = cli("ctf", "invite", "--count", "2", "--json", *srv, admin=True)
+        codes = _json(out)["invitations"]
+        rc, out, _ = cli("ctf", "register", "invited", "--invitation", codes[0], "--json", *srv)
+        assert rc == 0 and _json(out)["name"] == "invited"
+        rc, out, err = cli("ctf", "register", "invited-2", "--invitation", codes[0], *srv)
+        assert rc == 2 and "used" in err
+        rc, out, _ = cli("ctf", "issue-token", "handed", "--json", *srv, admin=True)
+        assert rc == 0 and _json(out)["token"].count(".") == 1
+        rc, out, err = cli("ctf", "registration", "ajar", *srv, admin=True)
+        assert rc == 2 and "'open' or 'close'" in err
+    finally:
+        assert cli("ctf", "registration", "open", *srv, admin=True)[0] == 0

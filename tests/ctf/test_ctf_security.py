@@ -78,7 +78,7 @@ def test_sql_injection_strings_in_every_text_field(client):
         assert client.get("/api/submissions", headers=alice, params={"task": s}).json() == []
         assert client.get("/api/me", headers={"Authorization": f"Bearer {s}"}).status_code == 401
         assert client.post("/login", data={"token": s}).status_code == 401
-        assert client.get("/me", cookies={"ctf_token": s}).status_code == 401
+        assert client.get("/me", cookies={"ctf_session": s}).status_code == 401
         assert client.patch("/api/admin/tasks/toy", headers={"X-Admin-Secret": s}, json={}).status_code == 403
     # free text is stored verbatim (bound parameters), and shown escaped
     desc = " ".join(INJECTIONS)
