@@ -5,9 +5,11 @@ from petridish.instruments.effective_dim import (effective_dimension, hessian_ef
 from petridish.instruments.hessian import (HVP, SpectralDensity, TraceEstimate, hessian_trace,
                                            hvp_operator, spectral_density, top_eigenvalues)
 from petridish.instruments.lanczos import EigResult, eigsh, lanczos
+from petridish.instruments.max_margin import NotSeparableError, max_margin_direction, normalized_margin
 from petridish.instruments.norms import (frobenius_norms, margin_normalized_complexity, margins,
                                          norm_measures, path_norm, spectral_complexity, spectral_norm,
                                          spectral_norms, weight_matrices)
+from petridish.instruments.nuclear_norm import NuclearNormResult, min_nuclear_norm
 from petridish.instruments.sharpness import epsilon_sharpness, noise_increase, pac_bayes_sigma
 
 __all__ = [
@@ -17,4 +19,5 @@ __all__ = [
     "margin_normalized_complexity", "norm_measures", "weight_matrices",
     "epsilon_sharpness", "noise_increase", "pac_bayes_sigma",
     "effective_dimension", "hessian_effective_dimension", "ridge_dof", "min_norm_dof",
+    "min_nuclear_norm", "NuclearNormResult", "max_margin_direction", "normalized_margin", "NotSeparableError",
 ]
