@@ -17,8 +17,9 @@ def test_full_batch_gd_on_least_squares_reaches_the_lstsq_solution():
     ds = D.gaussian_linear(n_train=200, n_test=10, dim=5, spectrum="power", decay=0.5, seed=0)
     torch.manual_seed(0)
     model = Linear(5, 1, bias=False)
-    # F.mse_loss = mean (w·x − y)²: Hessian 2 XᵀX/n, λ_max ≈ 2; lr 0.3 contracts every mode
-    res = train(model, ds.x_train, ds.y_train, optimizer="gd", lr=0.3, steps=3000, loss="mse")
+    # mse = ½ mean (w·x − y)²: Hessian XᵀX/n, λ_max ≈ 1; lr 0.6 contracts every mode as 0.3 did under
+    # the old mean (w·x − y)² (lr_new = lr_old·2/k, k = 1 output)
+    res = train(model, ds.x_train, ds.y_train, optimizer="gd", lr=0.6, steps=3000, loss="mse")
     oracle = torch.linalg.lstsq(ds.x_train.double(), ds.y_train.double().unsqueeze(1)).solution.squeeze(1)
     torch.testing.assert_close(model.layers[0].weight.detach().double().squeeze(0), oracle, atol=1e-4, rtol=0)
     assert res.steps == 3000 and not res.diverged and res.loss_history.shape == (3000,)
@@ -36,7 +37,7 @@ def test_one_sgd_momentum_step_by_hand():
     train(model, x, y, optimizer="gd", lr=lr, weight_decay=wd, momentum=mom, steps=2, loss="mse")
     w, buf = w0.clone(), torch.zeros(2)
     for _ in range(2):
-        g = 2 * x.T @ (x @ w - y) / 2 + wd * w        # d/dw mean (xw − y)² + coupled L2
+        g = x.T @ (x @ w - y) / 2 + wd * w            # d/dw ½ mean (xw − y)² (n = 2) + coupled L2
         buf = mom * buf + g
         w = w - lr * buf
     torch.testing.assert_close(model.layers[0].weight.detach().squeeze(0), w)

@@ -15,17 +15,7 @@ from torch import nn
 from torch.func import functional_call
 
 from petridish.errors import check_choice, invalid
-
-LOSSES = ("cross_entropy", "mse")
-
-
-def loss_value(out: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Tensor:
-    """Mean loss. cross_entropy: y holds class indices (n,); mse: y holds targets shaped like
-    ``out`` (or (n,) for a single output), and the loss is mean over examples of the squared error summed over outputs / 2."""
-    if loss == "cross_entropy":
-        return nn.functional.cross_entropy(out, y)
-    target = y.reshape(out.shape).to(out.dtype)
-    return 0.5 * ((out - target) ** 2).reshape(out.shape[0], -1).sum(1).mean()
+from petridish.losses import NAMES, canonical, loss_value
 
 
 def param_shapes(model: nn.Module) -> list[tuple[str, torch.Size]]:
@@ -50,7 +40,8 @@ def unflatten(theta: torch.Tensor, shapes: list[tuple[str, torch.Size]]) -> dict
 def flat_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, loss: str = "cross_entropy",
               owner: str = "flat_loss") -> tuple[Callable[[torch.Tensor], torch.Tensor], torch.Tensor]:
     """(f, theta0): the mean loss over (x, y) as a function of a flat parameter vector."""
-    check_choice(loss, "loss", owner, LOSSES)
+    check_choice(loss, "loss", owner, NAMES)
+    loss = canonical(loss)
     if x.shape[0] != y.shape[0]:
         raise invalid("y", owner, f"a tensor with {x.shape[0]} rows like x", tuple(y.shape))
     shapes = param_shapes(model)

@@ -3,7 +3,7 @@ from petridish.train.batches import batch_indices
 from petridish.train.ensemble import scale_weights, train_ensemble
 from petridish.train.evaluate import evaluate
 from petridish.train.loop import train
-from petridish.train.losses import loss_value
+from petridish.losses import loss_value
 from petridish.train.results import EnsembleResult, TrainResult
 from petridish.train.schedules import lr_multiplier
 

@@ -8,7 +8,7 @@ import torch
 
 from petridish.errors import check_choice, check_number, invalid
 from petridish.train.batches import steps_per_epoch
-from petridish.train.losses import LOSSES
+from petridish.losses import NAMES as LOSSES, canonical
 from petridish.train.schedules import SCHEDULES
 
 OPTIMIZERS = ("sgd", "gd", "adam")
@@ -72,7 +72,7 @@ def make_config(owner: str, *, n: int, optimizer: str, loss: str, batch_size: An
     b1 = check_number(betas[0], "betas", owner, low=0, high=1, high_open=True)
     b2 = check_number(betas[1], "betas", owner, low=0, high=1, high_open=True)
     eps = check_number(eps, "eps", owner, low=0, low_open=True)
-    return TrainConfig(optimizer, loss, batch_size, steps, schedule, warmup_fraction, target_loss,
+    return TrainConfig(optimizer, canonical(loss), batch_size, steps, schedule, warmup_fraction, target_loss,
                        eval_every, (b1, b2), eps)
 
 

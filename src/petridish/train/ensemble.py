@@ -154,7 +154,7 @@ def _builder(model_fn, x, y, y_stacked, loss, model_kwargs) -> Callable[[int], n
         kw = dict(model_kwargs or {})
         kw.setdefault("d_in", int(x[0].numel()))
         if "d_out" not in kw:
-            if loss == "ce" or not y.is_floating_point():
+            if loss == "cross_entropy" or not y.is_floating_point():
                 kw["d_out"] = int(y.max()) + 1
             else:
                 kw["d_out"] = 1 if y.dim() == (2 if y_stacked else 1) else int(y.shape[-1])

@@ -4,9 +4,8 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 
-from petridish.train.losses import mse_target
+from petridish.losses import per_example
 
 CHUNK = 4096   # rows per forward pass: bounds memory for 12k-example test sets
 
@@ -42,15 +41,9 @@ def evaluate(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y
 
 def _sums(out: torch.Tensor, y: torch.Tensor, loss: str):
     """Per-model sums over the chunk of the loss and of correct predictions."""
-    lead = out.shape[:-2]                                  # () or (K,)
-    flat_out = out.reshape(-1, out.shape[-1]).to(torch.float64)
-    flat_y = y.reshape(-1, *y.shape[len(lead) + 1:])
-    if loss == "ce":
-        l = F.cross_entropy(flat_out, flat_y, reduction="none")
-    else:
-        l = ((flat_out - mse_target(flat_y, out.shape[-1]).to(torch.float64)) ** 2).mean(-1)
-    l = l.reshape(*lead, -1).sum(-1)
+    out = out.to(torch.float64)
+    l = per_example(out, y, loss).sum(-1)                 # () or (K,)
     a = None
     if not y.is_floating_point():
-        a = (flat_out.argmax(-1) == flat_y).to(torch.float64).reshape(*lead, -1).sum(-1)
+        a = (out.argmax(-1) == y).to(torch.float64).sum(-1)
     return l, a

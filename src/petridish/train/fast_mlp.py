@@ -3,8 +3,8 @@ hand-written backward pass (no autograd, no vmap), so one step of K models costs
 dozen tensor ops whatever K is.
 
 Forward per layer l: z = h W_l + b_l (torch.baddbmm), h = σ(z). Backward: for softmax
-cross-entropy dz = (softmax(z) − onehot(y)) / B; for MSE (``F.mse_loss``, mean over
-batch and outputs) dz = 2(z − t) / (B·C); then dW = hᵀ dz, db = Σ_batch dz,
+cross-entropy dz = (softmax(z) − onehot(y)) / B; for MSE (``petridish.losses``: ½ the squared
+error summed over outputs, mean over the batch) dz = (z − t) / B; then dW = hᵀ dz, db = Σ_batch dz,
 dh = dz Wᵀ and the activation's derivative.
 
 Every layer's output is padded with zero units to a multiple of 8, and to at least 16:
@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from petridish.train.losses import mse_target
+from petridish.losses import canonical, mse_target
 
 FAST_ACTIVATIONS = ("relu", "tanh", "identity", "gelu")
 
@@ -46,7 +46,7 @@ class FastMLPEngine:
     def __init__(self, models: list[nn.Module], loss: str):
         layer_lists = [m.fast_layers()[0] for m in models]
         self.act = models[0].fast_layers()[1]
-        self.loss = loss
+        self.loss = canonical(loss)
         self.n_layers = len(layer_lists[0])
         self.has_bias = layer_lists[0][0].bias is not None
         self.outs = [layer_lists[0][l].out_features for l in range(self.n_layers)]
@@ -113,7 +113,7 @@ class FastMLPEngine:
         z = z_pad[..., :c]                                 # (K, B, C)
         if not y_stacked:
             yb = yb.unsqueeze(0).expand(k, *yb.shape)
-        if self.loss == "ce":
+        if self.loss == "cross_entropy":
             # padded logits at -inf: softmax gives them exactly 0, so the padded dz is 0 too
             z_pad[..., c:] = -math.inf
             lsm = torch.log_softmax(z_pad, dim=-1)
@@ -125,8 +125,8 @@ class FastMLPEngine:
         else:
             t = mse_target(yb.reshape(k * b, *yb.shape[2:]), c).reshape(k, b, c)
             diff = z - t
-            loss = diff.pow(2).mean(dim=(1, 2))
-            dz = diff.mul_(2.0 / (b * c))
+            loss = 0.5 * diff.pow(2).sum(-1).mean(1)        # petridish.losses.per_example, mean over B
+            dz = diff.div_(b)                               # = petridish.losses.mse_output_grad, in place
             if c < z_pad.shape[2]:
                 dz = F.pad(dz, (0, z_pad.shape[2] - c))    # padded outputs get zero gradient
         grads: list[torch.Tensor] = [None] * len(self.params)   # type: ignore[list-item]

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad_and_value, stack_module_state, vmap
 
-from petridish.train.losses import loss_value
+from petridish.losses import loss_value
 
 
 class _StackedModule:

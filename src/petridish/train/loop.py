@@ -12,7 +12,7 @@ from petridish.errors import check_number, invalid
 from petridish.train.batches import batch_indices
 from petridish.train.config import check_data, eval_points, make_config
 from petridish.train.evaluate import evaluate
-from petridish.train.losses import loss_value
+from petridish.losses import loss_value
 from petridish.train.results import TrainResult
 from petridish.train.schedules import lr_multiplier
 

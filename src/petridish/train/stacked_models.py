@@ -22,7 +22,7 @@ from torch import nn
 
 from petridish.models.cnn import CNN1D
 from petridish.models.gru import GRUClassifier
-from petridish.train.losses import mse_target
+from petridish.losses import canonical, per_example
 
 
 def supports_stacked(model: nn.Module) -> bool:
@@ -48,7 +48,7 @@ class StackedEngine:
         with torch.no_grad():
             self.params = [torch.stack([dict(m.named_parameters())[n].detach() for m in models]).contiguous()
                            for n in self.names]
-        self.k, self.loss = len(models), loss
+        self.k, self.loss = len(models), canonical(loss)
         self._forward = _cnn_forward(base) if type(base) is CNN1D else _gru_forward(base)
 
     def _out(self, params: list[torch.Tensor], x: torch.Tensor, stacked: bool) -> torch.Tensor:
@@ -59,14 +59,9 @@ class StackedEngine:
         leaves = [p.detach().requires_grad_(True) for p in self.params]
         with torch.enable_grad():
             out = self._out(leaves, xb, x_stacked)                     # (K, B, C)
-            k, b, c = out.shape
+            k = out.shape[0]
             y = yb if y_stacked else yb.unsqueeze(0).expand(k, *yb.shape)
-            if self.loss == "ce":
-                loss = F.cross_entropy(out.reshape(k * b, c), y.reshape(k * b), reduction="none")
-                loss = loss.view(k, b).mean(1)
-            else:
-                t = mse_target(y.reshape(k * b, *y.shape[2:]), c).reshape(k, b, c)
-                loss = (out - t).pow(2).mean(dim=(1, 2))
+            loss = per_example(out, y, self.loss).mean(1)                # (K,)
             grads = torch.autograd.grad(loss.sum(), leaves)
         return loss.detach(), list(grads)
 
