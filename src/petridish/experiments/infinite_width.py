@@ -29,6 +29,7 @@ import torch
 
 from petridish.kernels import NTKMLP, empirical_ntk, mlp_kernels, ntk_predict
 from petridish.lab import Analysis, Experiment, Param, aggregate, mean_ci
+from petridish.threads import pin_threads
 
 METRICS = ("ntk_dist", "ntk_change", "mean_gap", "var_gap")
 THEORY = {"ntk_dist": "theory -0.5", "ntk_change": "theory between -0.5 (the bound) and -1",
@@ -86,12 +87,8 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def run(p: dict, seed: int) -> dict:
     # small ops: one OpenMP team per op costs more than the op (badly so on a shared machine)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with pin_threads(1):
         return _run(p, seed)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(p: dict, seed: int) -> dict:

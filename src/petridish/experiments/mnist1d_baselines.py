@@ -17,10 +17,10 @@ cannot change what they can learn; the CNN and GRU lose the locality they exploi
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from petridish.data import mnist1d
 from petridish.lab import Analysis, Experiment, Param, aggregate, curve_ci, report_intermediate
+from petridish.threads import pin_threads
 from petridish.train import evaluate, train_ensemble
 
 MODELS = ("logistic", "mlp", "cnn", "gru")
@@ -45,16 +45,12 @@ def run_group(params_list: list[dict], seeds: list[int]) -> list[dict]:
     p = params_list[0]
     ds = mnist1d(n_train=p["n_train"], n_test=p["n_test"], shuffle_seq=p["shuffle"])
     name, kw = BUILD[p["model"]]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)       # launch-bound small ops: a second OpenMP thread only adds sync
-    try:
+    with pin_threads(1):           # launch-bound small ops: a second OpenMP thread only adds sync
         res = train_ensemble(name, ds.x_train, ds.y_train, seeds=list(seeds), lr=p["lr"], optimizer="adam",
                              batch_size=p["batch_size"], steps=p["steps"], model_kwargs={**kw, "d_out": 10},
                              eval_sets={"test": (ds.x_test, ds.y_test)}, eval_every=max(1, p["steps"] // EVALS),
                              on_eval=_report)
         train = [evaluate(res.member(k).eval(), ds.x_train, ds.y_train, "ce") for k in range(len(seeds))]
-    finally:
-        torch.set_num_threads(threads)
     test = res.eval_history["test"]
     out = []
     for k in range(len(seeds)):

@@ -26,6 +26,7 @@ import torch
 from petridish.errors import InvalidParameterError
 from petridish.kernels import mlp_kernels, nngp_predict, ntk_predict
 from petridish.lab import Analysis, Experiment, Param, aggregate
+from petridish.threads import pin_threads
 
 MODELS = ("nngp", "ntk", "mlp-16", "mlp-64", "mlp-256", "mlp-512", "mlp-1024", "mlp-2048")
 W_STDS = (1.0, 1.5, 2.0)
@@ -115,12 +116,8 @@ def run(p: dict, seed: int) -> dict:
     if p["model"] not in MODELS:
         raise InvalidParameterError(f"The 'model' parameter of nngp-vs-sgd must be one of "
                                     f"{', '.join(map(repr, MODELS))}. Got {p['model']!r}.")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)                       # small ops: OpenMP teams cost more than they give
-    try:
+    with pin_threads(1):                           # small ops: OpenMP teams cost more than they give
         return _kernel_cell(p, seed) if p["model"] in ("nngp", "ntk") else _mlp_cell(p, seed)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _rows(cells):

@@ -26,6 +26,7 @@ import torch
 
 from petridish.errors import check_choice, check_number, invalid
 from petridish.kernels.activations import TRANSFORMS
+from petridish.threads import pin_threads
 
 Tensor = torch.Tensor
 _OWNER = "mlp_kernels"
@@ -96,17 +97,13 @@ def mlp_kernels(x1: Any, x2: Any = None, *, depth: int, activation: str = "relu"
     # Tiles stay cache-resident and below torch's intra-op grain size, so each op runs on
     # one thread; the tiles are spread over `threads` Python threads (torch frees the GIL).
     n_threads = threads or torch.get_num_threads()
-    intra = torch.get_num_threads()
-    torch.set_num_threads(1)      # tiny ops: an OpenMP team per op costs more than the op
-    try:
+    with pin_threads(1):          # tiny ops: an OpenMP team per op costs more than the op
         if n_threads <= 1 or len(tiles) == 1:
             for ij in tiles:
                 work(ij)
         else:
             with ThreadPoolExecutor(max_workers=n_threads) as pool:
                 list(pool.map(work, tiles))
-    finally:
-        torch.set_num_threads(intra)
     if symmetric:                 # exact self-pairs (theta = 0), as the diagonal recursion gives
         nngp.diagonal().copy_(dg1[0])
         if ntk is not None:

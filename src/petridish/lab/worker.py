@@ -5,7 +5,7 @@ its functions), so a worker never looks a name up. Workers never touch the store
 driver commits what they return. ``run_task`` is top-level and its input is plain
 data, so process pools and Ray can ship it.
 
-Every task runs with one thread (``petridish.threads.threads(1)``) on every executor:
+Every task runs with one thread (``petridish.threads.pin_threads(1)``) on every executor:
 float reductions are then split the same way everywhere, and cells come out bitwise
 identical whichever executor and worker count ran them.
 """
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from petridish.lab.experiment import Cell, Experiment, Pruned, reset_reporter, set_reporter
-from petridish.threads import threads
+from petridish.threads import pin_threads
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ def run_task(task: Task) -> list[Cell]:
     """Run every cell of ``task`` on one thread; an exception fails only the cells it belongs to."""
     token = set_reporter(task.reporter) if task.reporter is not None else None
     try:
-        with threads(1):
+        with pin_threads(1):
             return _run_cells(task)
     finally:
         if token is not None:
