@@ -15,11 +15,9 @@ def store_dir(tmp_path):
 def one_thread():
     """Tiny tensors: one intra-op thread is faster than two and immune to a busy machine.
     Modules opt in with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
-    import torch
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+    from petridish.threads import pin_threads
+    with pin_threads(1):
+        yield
 
 
 @pytest.fixture
