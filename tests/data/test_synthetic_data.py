@@ -70,6 +70,25 @@ def test_matrix_completion_partitions_entries_and_observes_the_truth():
     assert float(sv[1]) > 0.1 and float(sv[2]) < 1e-10 * float(sv[0])    # exactly rank 2
 
 
+def test_psd_matrix_completion_has_a_symmetric_mask_and_a_psd_truth():
+    d = 20
+    ds = D.matrix_completion(rows=d, cols=d, rank=3, observed_fraction=0.3, noise_std=0.1, seed=1, psd=True)
+    m = torch.tensor(ds.meta["matrix"], dtype=torch.float64)
+    torch.testing.assert_close(m, m.T)
+    ev = torch.linalg.eigvalsh(m)
+    assert float(ev[-3]) > 0.1 and float(ev[:-3].abs().max()) < 1e-10 * float(ev[-1])   # PSD, rank 3
+    seen = torch.zeros(d, d, dtype=torch.bool)
+    seen[ds.x_train[:, 0], ds.x_train[:, 1]] = True
+    assert torch.equal(seen, seen.T) and int(seen.triu().sum()) == round(0.3 * d * (d + 1) / 2)
+    assert ds.n_train + ds.n_test == d * d
+    y = torch.zeros(d, d)
+    y[ds.x_train[:, 0], ds.x_train[:, 1]] = ds.y_train
+    torch.testing.assert_close(y, y.T)                      # one noisy value per mirrored pair
+    assert 0.05 < float((y - m.float())[seen].std()) < 0.15
+    with pytest.raises(ValueError, match="'cols' parameter of matrix_completion must be equal to rows"):
+        D.matrix_completion(rows=4, cols=5, rank=1, observed_fraction=0.5, psd=True)
+
+
 def test_label_noise_fraction_and_exact_corruption_mask():
     base = D.gaussian_mixture(n_train=8000, n_test=10, dim=2, classes=10, seed=0)
     noisy = D.label_noise(base, 0.3, seed=7)
