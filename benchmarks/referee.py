@@ -1,13 +1,17 @@
 """Throughput and latency of the CTF referee on a live uvicorn server on loopback.
 
-    python benchmarks/referee.py [--submissions 40] [--page-clients 50] [--json]
+    python benchmarks/referee.py [--submissions 40] [--page-clients 50] [--client-processes 4]
+                                 [--page-seconds 10] [--profile] [--json]
 
 Starts `petridish ctf serve --demo` (the mnist1d task) in a temporary folder, registers
 competitors, submits N valid ONNX models (petridish MLPs through petridish.ctf.export_onnx,
 exported before the clock starts) and times until every one is scored: submissions scored per
-minute. Then 50 concurrent clients fetch the public leaderboard page (HTML), bounded in count
-and time, for its p50 and p99 latency; the same board from the JSON API is measured beside it,
-and the report gives the ratio HTML / JSON. Loopback on a shared machine: the numbers are noisy.
+minute. Then 50 keep-alive connections, driven by several client processes (a lean raw
+HTTP/1.1 client, so that the server rather than a Python HTTP library is measured), fetch the
+public leaderboard page (HTML) for a fixed time: p50 and p99 latency, requests per second and
+errors; the same board from the JSON API beside it. The board is rendered once per change and
+served from memory (petridish.ctf.board). `--profile` samples the server with py-spy during the
+HTML run. Loopback on a shared machine, server and clients on the same cores: the numbers are noisy.
 """
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ import argparse
 import asyncio
 import concurrent.futures as cf
 import json
+import multiprocessing as mp
 import os
 import secrets
 import signal
@@ -42,6 +47,7 @@ def _start_server(data_dir: Path, *, workers: int, daily_limit: int, timeout: fl
     port, secret = _free_port(), secrets.token_urlsafe(24)
     env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
     env.update(PETRIDISH_CTF_ADMIN_SECRET=secret, PETRIDISH_CTF_DAILY_LIMIT=str(daily_limit),
+               PETRIDISH_CTF_REGISTRATIONS_PER_HOUR="1000",
                PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     log = open(data_dir.parent / "server.log", "ab")
     proc = subprocess.Popen([sys.executable, "-m", "petridish.cli.main", "ctf", "serve", "--demo",
@@ -132,36 +138,84 @@ def _wait_finished(url: str, auths: list[dict], n: int, deadline: float) -> list
             time.sleep(0.05)
 
 
-async def _hammer(url: str, path: str, clients: int, max_requests: int, max_s: float) -> dict:
-    """`clients` concurrent loops GET `path` until max_requests are done or max_s has passed."""
-    import httpx
-    latencies, errors, issued = [], 0, 0
-    stop_at = time.perf_counter() + max_s
-
-    async def loop(h):
-        nonlocal errors, issued
-        while issued < max_requests and time.perf_counter() < stop_at:
-            issued += 1
-            t = time.perf_counter()
-            try:
-                r = await h.get(path)
-                ok = r.status_code == 200
-            except httpx.HTTPError:
-                ok = False
-            if ok:
-                latencies.append(time.perf_counter() - t)
-            else:
-                errors += 1
-
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    t0 = time.perf_counter()
-    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits, trust_env=False) as h:
-        await asyncio.gather(*(loop(h) for _ in range(clients)))
-    wall = time.perf_counter() - t0
-    lat = np.array(latencies) if latencies else np.array([np.nan])
-    return {"path": path, "clients": clients, "requests": len(latencies), "errors": errors,
-            "wall_s": wall, "per_s": len(latencies) / wall,
+def _load(url: str, path: str, clients: int, procs: int, max_s: float) -> dict:
+    """`clients` keep-alive connections, spread over `procs` client processes, GET `path` in a
+    loop for max_s seconds; latencies of every 200 response, and the errors."""
+    port = int(url.rsplit(":", 1)[1])
+    shares = [clients // procs + (i < clients % procs) for i in range(procs)]
+    ctx = mp.get_context("fork")
+    start_at = time.time() + 1.0                    # every process starts together
+    with ctx.Pool(procs) as pool:
+        parts = pool.starmap(_client_process, [(port, path, n, start_at, max_s) for n in shares if n])
+    latencies = np.concatenate([p[0] for p in parts]) if parts else np.array([])
+    errors, wall = sum(p[1] for p in parts), max(p[2] for p in parts)
+    lat = latencies if latencies.size else np.array([np.nan])
+    return {"path": path, "clients": clients, "client_processes": procs, "requests": int(latencies.size),
+            "errors": int(errors), "wall_s": wall, "per_s": latencies.size / wall,
             "p50_s": float(np.percentile(lat, 50)), "p99_s": float(np.percentile(lat, 99))}
+
+
+def _client_process(port: int, path: str, n: int, start_at: float, max_s: float):
+    return asyncio.run(_clients(port, path, n, start_at, max_s))
+
+
+async def _clients(port: int, path: str, n: int, start_at: float, max_s: float):
+    """n raw HTTP/1.1 keep-alive connections (a lean client: the server, not the client, is
+    measured); returns (latencies, errors, wall seconds)."""
+    await asyncio.sleep(max(0.0, start_at - time.time()))
+    request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: */*\r\n\r\n".encode()
+    latencies, errors = [], 0
+    t0 = time.perf_counter()
+    stop_at = t0 + max_s
+
+    async def one():
+        nonlocal errors
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            while time.perf_counter() < stop_at:
+                t = time.perf_counter()
+                writer.write(request)
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int(head.split(b"content-length: ", 1)[1].split(b"\r\n", 1)[0])
+                await reader.readexactly(length)
+                if head.startswith(b"HTTP/1.1 200"):
+                    latencies.append(time.perf_counter() - t)
+                else:
+                    errors += 1
+        except (OSError, asyncio.IncompleteReadError, IndexError, ValueError):
+            errors += 1
+        finally:
+            writer.close()
+    await asyncio.gather(*(one() for _ in range(n)))
+    return np.array(latencies), errors, time.perf_counter() - t0
+
+
+def _profile(pid: int, seconds: float, out: Path) -> subprocess.Popen | None:
+    """py-spy sampling the server (if installed) while the load runs; collapsed stacks to `out`."""
+    exe = Path(sys.executable).with_name("py-spy")
+    if not exe.exists():
+        return None
+    return subprocess.Popen([str(exe), "record", "--pid", str(pid), "--duration", str(int(seconds)),
+                             "--rate", "200", "--format", "raw", "--output", str(out), "--nonblocking"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _top_frames(collapsed: Path, k: int = 12) -> list[tuple[str, float]]:
+    """Where the server's samples end: the share of each package (the leaf frame's top-level
+    module: h11, uvicorn, starlette, fastapi, asyncio, petridish, ...), largest first, then the
+    k leaf functions with the most samples."""
+    packages, leaves, total = {}, {}, 0
+    for line in collapsed.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        leaf, n = stack.rsplit(";", 1)[-1], int(n)
+        total += n
+        where = leaf.rpartition("(")[2]
+        package = "<builtin/idle>" if "/" not in where else where.split("/", 1)[0]
+        packages[package] = packages.get(package, 0) + n
+        leaves[leaf] = leaves.get(leaf, 0) + n
+    top = sorted(packages.items(), key=lambda kv: -kv[1]) + [("--", 0)] + \
+        sorted(leaves.items(), key=lambda kv: -kv[1])[:k]
+    return [(f, c / max(total, 1)) for f, c in top]
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -169,13 +223,15 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--submissions", type=int, default=40, help="ONNX models to submit and score")
     ap.add_argument("--submit-clients", type=int, default=4, help="competitors submitting at once")
     ap.add_argument("--scoring-workers", type=int, default=2, help="the referee's scoring processes")
-    ap.add_argument("--page-clients", type=int, default=50, help="concurrent leaderboard clients")
-    ap.add_argument("--page-requests", type=int, default=1000, help="at most this many page requests")
-    ap.add_argument("--page-seconds", type=float, default=30.0, help="at most this long per page run")
+    ap.add_argument("--page-clients", type=int, default=50, help="concurrent leaderboard connections")
+    ap.add_argument("--client-processes", type=int, default=4, help="processes driving those connections")
+    ap.add_argument("--page-seconds", type=float, default=10.0, help="how long each page run lasts")
+    ap.add_argument("--profile", action="store_true", help="sample the server with py-spy during the "
+                    "HTML run and print the frames where its time goes")
     ap.add_argument("--timeout", type=float, default=600.0, help="give up scoring after this many s")
     ap.add_argument("--json", action="store_true", help="print one JSON document")
     args = ap.parse_args(argv)
-    for name in ("submissions", "submit_clients", "scoring_workers", "page_clients", "page_requests"):
+    for name in ("submissions", "submit_clients", "scoring_workers", "page_clients", "client_processes"):
         if getattr(args, name) < 1:
             ap.error(f"--{name.replace('_', '-')} must be an int >= 1. Got {getattr(args, name)}.")
 
@@ -186,13 +242,16 @@ def main(argv: list[str] | None = None) -> dict:
                                   daily_limit=args.submissions, timeout=180)
         try:
             scoring = _submit_all(url, models, min(args.submit_clients, args.submissions), args.timeout)
-            html, api = (asyncio.run(_hammer(url, path, args.page_clients, args.page_requests, args.page_seconds))
-                         for path in (f"/tasks/{TASK}/leaderboard", f"/api/tasks/{TASK}/leaderboard"))
+            spy = _profile(proc.pid, args.page_seconds, tmp / "html.stacks") if args.profile else None
+            html = _load(url, f"/tasks/{TASK}/leaderboard", args.page_clients, args.client_processes, args.page_seconds)
+            profile = _top_frames(tmp / "html.stacks") if spy is not None and spy.wait(60) == 0 else None
+            api = _load(url, f"/api/tasks/{TASK}/leaderboard", args.page_clients, args.client_processes,
+                        args.page_seconds)
         finally:
             _stop(proc)
     out = {"task": TASK, "scoring_workers": args.scoring_workers, "load_avg_1m": os.getloadavg()[0],
-           "scoring": scoring, "leaderboard_html": html, "leaderboard_json": api,
-           "html_over_json_p50": html["p50_s"] / api["p50_s"]}
+           "cpus": os.cpu_count(), "scoring": scoring, "leaderboard_html": html, "leaderboard_json": api,
+           "html_over_json_p50": html["p50_s"] / api["p50_s"], "server_profile_html": profile}
     if args.json:
         print(json.dumps(out))
     else:
@@ -203,10 +262,16 @@ def main(argv: list[str] | None = None) -> dict:
               f"= {s['scored_per_minute']:.0f} per minute; submit latency p50 {s['submit_latency_p50_s'] * 1e3:.0f} ms, "
               f"max {s['submit_latency_max_s'] * 1e3:.0f} ms ({s['clients']} clients)")
         print(f"{'leaderboard, ' + str(args.page_clients) + ' clients':<28} {'p50 (ms)':>9} {'p99 (ms)':>9} "
-              f"{'req/s':>7} {'errors':>7}")
+              f"{'req/s':>7} {'errors':>7}   ({args.client_processes} client processes, "
+              f"{args.page_seconds:g} s each, {out['cpus']} CPUs shared by server and clients)")
         for label, r in (("HTML page", html), ("JSON API", api)):
             print(f"{label:<28} {r['p50_s'] * 1e3:9.1f} {r['p99_s'] * 1e3:9.1f} {r['per_s']:7.0f} {r['errors']:7d}")
+        print(f"submissions scored per minute: {s['scored_per_minute']:.0f}")
         print(f"HTML / JSON p50: {out['html_over_json_p50']:.2f}")
+        if profile:
+            print("server time during the HTML run (py-spy: share of samples by package, then by function):")
+            for frame, share in profile:
+                print(f"  {share * 100:5.1f}%  {frame[:110]}")
     return out
 
 

@@ -182,10 +182,13 @@ class ConnectionGuard:
 
 
 def guarded_protocol(guard: ConnectionGuard):
-    """uvicorn's h11 protocol class with the guard's hooks."""
-    from uvicorn.protocols.http.h11_impl import H11Protocol
+    """uvicorn's HTTP protocol class (httptools, else h11) with the guard's hooks."""
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as Protocol
+    except ImportError:         # httptools is a dependency; h11 keeps a bare install working
+        from uvicorn.protocols.http.h11_impl import H11Protocol as Protocol
 
-    class GuardedH11Protocol(H11Protocol):
+    class GuardedProtocol(Protocol):
         def connection_made(self, transport):
             super().connection_made(transport)
             guard.admit(self)
@@ -203,7 +206,7 @@ def guarded_protocol(guard: ConnectionGuard):
             guard.forget(self)
             super().connection_lost(exc)
 
-    return GuardedH11Protocol
+    return GuardedProtocol
 
 
 def connection_cap(requested: int) -> int:
