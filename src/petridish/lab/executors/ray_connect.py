@@ -42,7 +42,7 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
         return False
     kwargs: dict[str, Any] = dict(include_dashboard=False, logging_level="ERROR", log_to_driver=False)
     if address is None:
-        ray.init(num_cpus=num_cpus, **kwargs)
+        ray.init(address="local", num_cpus=num_cpus, **kwargs)     # never a cluster found running here
         return True
     _check_reachable(address)
     token = enable_token_auth()
