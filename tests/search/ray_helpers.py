@@ -26,15 +26,27 @@ def ray_session():
 
 
 def _prunable_run(p: dict, seed: int) -> dict:
-    """A learning curve that ends at x: loss_t = x + 1/t; reports it at every step."""
+    """A learning curve that ends at x: loss_t = x + 1/t; reports it at every step (``pause`` s apart)."""
+    import time
+
     from petridish.lab import report_intermediate
+    start = time.time()
     for t in range(1, p["steps"] + 1):
+        time.sleep(p["pause"])
         report_intermediate(t, p["x"] + 1.0 / t)
-    return {"loss": float(p["x"] + 1.0 / p["steps"]), "pid": os.getpid()}
+    return {"loss": float(p["x"] + 1.0 / p["steps"]), "pid": os.getpid(), "start": start, "end": time.time()}
+
+
+def ran_in_parallel(cells) -> bool:
+    """True if two cells ran at the same time in two processes other than this one."""
+    spans = [(c.metrics["start"], c.metrics["end"], c.metrics["pid"]) for c in cells if "pid" in c.metrics]
+    return any(a[2] != b[2] and os.getpid() not in (a[2], b[2]) and a[0] < b[1] and b[0] < a[1]
+               for i, a in enumerate(spans) for b in spans[i + 1:])
 
 
 PRUNABLE = Experiment(
     name="test-prunable", question="?", reference="test", run=_prunable_run,
     params=(Param("x", float, default=[0.0, 1.0], low=0.0, high=1.0),
-            Param("steps", int, default=8, low=1)),
+            Param("steps", int, default=8, low=1),
+            Param("pause", float, default=0.0, low=0.0)),
     seeds=1)

@@ -12,7 +12,7 @@ from petridish.experiments import get
 from petridish.lab.store import SQLStore
 from petridish.lab.sweep import run_sweep
 from petridish.search import run_search
-from ray_helpers import PRUNABLE, ray_session  # noqa: F401
+from ray_helpers import PRUNABLE, ran_in_parallel, ray_session  # noqa: F401
 
 LDD = dict(quick=True, overrides={"gamma": "0.5,2", "n": 40})
 
@@ -66,15 +66,18 @@ def test_median_pruner_stops_bad_trials_and_records_them(tmp_path):
 
 def test_parallel_trials_on_ray_with_pruning(ray_session, tmp_path):
     res = run_search(PRUNABLE, metric="loss", budget=8, sampler="tpe", pruner="median", workers=2,
-                     executor="ray", store=str(tmp_path / "runs"))
-    assert len(res.trials) == 8 and len({c.metrics.get("pid") for c in res.cells if c.metrics}) >= 1
+                     executor="ray", store=str(tmp_path / "runs"), overrides={"pause": 0.05})
+    assert len(res.trials) == 8 and res.computed == 8
+    assert ran_in_parallel(res.cells)                  # two Ray workers ran trials at the same time
     assert res.best_value == min(t["value"] for t in res.trials if t["state"] == "complete")
 
 
 def test_parallel_trials_in_a_process_pool(tmp_path):
-    res = run_search("linear-double-descent", metric="risk", budget=4, sampler="tpe", workers=2,
-                     store=str(tmp_path / "runs"), **LDD)
+    res = run_search(PRUNABLE, metric="loss", budget=4, sampler="tpe", workers=2, store=str(tmp_path / "runs"),
+                     overrides={"pause": 0.05})
     assert res.computed == 4 and all(c.status == "done" for c in res.cells)
+    assert ran_in_parallel(res.cells)                  # two worker processes ran trials at the same time
+    assert res.best_value == min(c.metrics["loss"] for c in res.cells)
 
 
 def test_cli_search_on_two_catalogue_experiments(tmp_path, capsys):
