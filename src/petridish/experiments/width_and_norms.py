@@ -9,6 +9,13 @@ One cell = one width and one seed: a 40 → width (× depth) → 10 ReLU MLP tra
 with SGD + momentum, then measured at the end of training: errors, parameter count, and the
 norm measures of :func:`petridish.instruments.norm_measures` (margins on the training set).
 Seeds of one configuration train together as one vectorized ensemble (``run_group``).
+
+Claims: each measure "tracks test error" when its Spearman ρ with test error is positive, tested
+over the pooled cells (one point per trained network, seeds × widths: 15 in the quick run,
+33 by default) with a one-sided permutation p, Holm-adjusted across the 7 measures; once over
+all widths and once over the interpolating widths only. Per-width means would give 5 points,
+where no permutation test reaches p <= 0.05 after adjustment. Test error past interpolation:
+the seed-paired difference between the largest and the interpolation width.
 """
 from __future__ import annotations
 
@@ -16,12 +23,14 @@ import math
 
 import numpy as np
 import torch
-from scipy import stats as st
 
 from petridish.data import label_noise as add_label_noise
 from petridish.data import mnist1d
 from petridish.instruments import norm_measures
 from petridish.lab import Analysis, Experiment, Param, aggregate, row_means
+from petridish.lab.claims import family, from_correlation, from_difference, not_measured
+from petridish.lab.paired import pair_by_seed, paired_difference
+from petridish.lab.ranks import RankCorrelation, rank_correlation
 from petridish.train import train_ensemble
 
 # name -> label; every one is a per-cell scalar metric.
@@ -34,7 +43,6 @@ MEASURES = {
     "spectral_complexity": "spectral complexity R",
     "spectral_complexity_normalized": "R·||X||_F/(γ n)",
 }
-TRACKS = 0.5          # a measure "tracks" test error if its Spearman ρ across widths is >= this
 INTERPOLATES = 0.01   # training error at or below this counts as interpolation
 
 WIDTHS = [4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096]
@@ -78,28 +86,41 @@ def _rows(cells) -> list[dict]:
     return sorted([r for r in rows if "test_error" in r["metrics"]], key=lambda r: r["params"]["width"])
 
 
-def rank_correlations(rows) -> dict[str, dict[str, float]]:
-    """Spearman ρ and Kendall τ of each measure's per-width mean with the mean test error,
-    over the widths where the measure is finite (the normalized complexity is infinite,
-    i.e. vacuous, where the γ-margin is <= 0)."""
-    te = row_means(rows, "test_error")
-    out = {}
-    for name in MEASURES:
-        v = row_means(rows, name)
-        ok = np.isfinite(v) & np.isfinite(te)
-        if ok.sum() >= 3 and np.ptp(v[ok]) > 0 and np.ptp(te[ok]) > 0:
-            rho = float(st.spearmanr(v[ok], te[ok]).statistic)
-            tau = float(st.kendalltau(v[ok], te[ok]).statistic)
-        else:
-            rho = tau = math.nan
-        out[name] = {"spearman": rho, "kendall": tau, "n_widths": int(ok.sum())}
-    return out
+def _points(cells, name: str, widths=None) -> tuple[np.ndarray, np.ndarray]:
+    """(measure, test error) of every finished cell — seeds × widths pooled, one point per
+    trained network — restricted to ``widths`` when given. Infinite (vacuous) values stay in and
+    are dropped by ``rank_correlation`` with the other non-finite pairs."""
+    sel = [c for c in cells if c.status == "done" and "test_error" in c.metrics and name in c.metrics
+           and (widths is None or c.params["width"] in widths)]
+    return (np.array([float(c.metrics[name]) for c in sel]), np.array([float(c.metrics["test_error"]) for c in sel]))
 
 
-def _corr_table(corr, n_rows: int) -> str:
-    return "; ".join(f"{MEASURES[n]}: ρ = {c['spearman']:+.2f}, τ = {c['kendall']:+.2f}"
-                     + (f" ({c['n_widths']} widths)" if c["n_widths"] != n_rows else "")
-                     for n, c in corr.items())
+def rank_correlations(cells, widths=None) -> dict[str, RankCorrelation]:
+    """Spearman ρ of each measure with test error over the pooled cells (one point per trained
+    network, all seeds of all ``widths``), with its CI and a one-sided permutation p (a measure
+    that tracks test error has ρ > 0). The unit is the trained network, not the width: 3 seeds
+    × 5 widths give 15 points, where the 5 per-width means could never reach p <= 0.05."""
+    return {name: rank_correlation(*_points(cells, name, widths), method="spearman", alternative="greater")
+            for name in MEASURES}
+
+
+def _claims(cells, widths, label: str) -> list:
+    """One claim per measure ("tracks test error"), Holm-adjusted across the measures."""
+    corr = rank_correlations(cells, widths)
+    claims = [from_correlation(f"{MEASURES[n]} tracks test error{label}", rc, direction="greater",
+                               effect="Spearman ρ over trained networks (seeds × widths pooled)")
+              for n, rc in corr.items()]
+    return family(claims, "holm")
+
+
+def _rc_json(rc: RankCorrelation) -> dict:
+    return {"spearman": rc.estimate, "ci": list(rc.ci) if rc.ci else None, "p": rc.p, "n_points": rc.n,
+            "reason": rc.reason}
+
+
+def _by_seed(cells, width: int, name: str) -> dict[int, float]:
+    return {c.seed: float(c.metrics[name]) for c in cells
+            if c.status == "done" and c.params["width"] == width and name in c.metrics}
 
 
 def analyze(cells) -> Analysis:
@@ -109,37 +130,33 @@ def analyze(cells) -> Analysis:
     widths = [r["params"]["width"] for r in rows]
     tr, te = row_means(rows, "train_error"), row_means(rows, "test_error")
     fit = [i for i, e in enumerate(tr) if e <= INTERPOLATES]
-    findings, values = [], {"widths": widths, "test_error": te.tolist(), "train_error": tr.tolist()}
-    if fit:
-        i0 = fit[0]
-        values.update(interpolation_width=widths[i0], test_error_at_interpolation=float(te[i0]),
+    values = {"widths": widths, "test_error": te.tolist(), "train_error": tr.tolist()}
+    n_seeds = min(r["n"] for r in rows)
+    setup = [f"Points: {len(rows)} widths × {n_seeds}+ seeds; each trained network is one point of the rank "
+             f"correlations."]
+    claims = []
+    if fit and fit[0] < len(widths) - 1:
+        w0, w1 = widths[fit[0]], widths[-1]
+        values.update(interpolation_width=w0, test_error_at_interpolation=float(te[fit[0]]),
                       test_error_at_largest=float(te[-1]))
-        findings.append(
-            f"Training error reaches {100 * tr[i0]:.1f}% at width {widths[i0]} (the interpolation width) and stays "
-            f"<= {100 * INTERPOLATES:.0f}% beyond; test error goes from {100 * te[i0]:.1f}% there to "
-            f"{100 * te[-1]:.1f}% at width {widths[-1]}, although the parameter count grows "
-            f"{row_means(rows, 'params')[-1] / row_means(rows, 'params')[i0]:.0f}-fold.")
+        claims.append(from_difference(
+            f"test error falls from the interpolation width {w0} to width {w1}",
+            paired_difference(*pair_by_seed(_by_seed(cells, w1, "test_error"), _by_seed(cells, w0, "test_error"))),
+            effect=f"test error at width {w1} minus at width {w0}", direction="less"))
+        setup.append(f"Interpolation width (mean training error <= {100 * INTERPOLATES:.0f}%): {w0}.")
     else:
-        findings.append(f"No width reached training error <= {100 * INTERPOLATES:.0f}% "
-                        f"(lowest {100 * np.nanmin(tr):.1f}%): train longer or wider.")
-    corr = rank_correlations(rows)
-    values["correlations"] = corr
-    findings.append(f"Rank correlation with test error across {len(rows)} widths — {_corr_table(corr, len(rows))}.")
-    if len(fit) >= 3:
-        # the regime the question is about: every net here fits its training set
-        inter = rank_correlations([rows[i] for i in fit])
-        values["correlations_interpolating"] = inter
-        findings.append(f"Over the {len(fit)} interpolating widths only (>= {widths[fit[0]]}) — "
-                        f"{_corr_table(inter, len(fit))}.")
-    tracking = [MEASURES[n] for n, c in corr.items() if n != "params" and c["spearman"] >= TRACKS]
-    pc = corr["params"]["spearman"]
-    verdict = "does not" if not pc >= TRACKS else "also does"
-    findings.append(
-        (f"Measures that track test error (Spearman ρ >= {TRACKS}): {', '.join(tracking)}. " if tracking else
-         f"No norm measure reaches Spearman ρ >= {TRACKS} with test error. ")
-        + f"The parameter count {verdict} (ρ = {pc:+.2f}).")
-    values["tracking_measures"] = tracking
-    return Analysis(findings, values)
+        claims.append(not_measured(
+            "test error falls past the interpolation width",
+            f"no width below the largest reached mean training error <= {100 * INTERPOLATES:.0f}% "
+            f"(lowest {100 * np.nanmin(tr):.1f}%)"))
+    all_claims = _claims(cells, None, "")
+    claims += all_claims
+    values["correlations"] = {n: _rc_json(rc) for n, rc in rank_correlations(cells).items()}
+    inter = [w for i, w in enumerate(widths) if i in fit]
+    claims += _claims(cells, inter, f" among the interpolating widths ({', '.join(map(str, inter)) or 'none'})")
+    values["correlations_interpolating"] = {n: _rc_json(rc) for n, rc in rank_correlations(cells, inter).items()}
+    values["supported_measures"] = [MEASURES[n] for n, c in zip(MEASURES, all_claims) if c.verdict == "supported"]
+    return Analysis(setup, values, claims)
 
 
 def plot(cells, fig) -> None:
@@ -147,9 +164,11 @@ def plot(cells, fig) -> None:
     if not rows:
         return
     w = np.array([r["params"]["width"] for r in rows], dtype=float)
-    ax1, ax2 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    ax1, ax2, ax3 = (fig.add_subplot(1, 3, i) for i in (1, 2, 3))
+    bounds = EXPERIMENT.bounds
     for name, label, color in (("train_error", "train", "C0"), ("test_error", "test", "C3")):
         m, lo, hi = (np.array([r["metrics"][name][s] for r in rows]) for s in ("mean", "lo", "hi"))
+        lo, hi = np.clip(lo, *bounds[name]), np.clip(hi, *bounds[name])
         ax1.plot(w, m, "o-", color=color, label=f"{label} error")
         ax1.fill_between(w, lo, hi, color=color, alpha=0.25)
     tr = row_means(rows, "train_error")
@@ -179,6 +198,25 @@ def plot(cells, fig) -> None:
     ax2.set_ylabel("measure / its value at the smallest width")
     ax2.set_title("Capacity measures at the end of training")
     ax2.legend(fontsize=7)
+    _corr_panel(ax3, cells, [int(x) for x in w[fit]])
+
+
+def _corr_panel(ax, cells, inter: list[int]) -> None:
+    """Spearman ρ (95% CI) of each measure with test error: all widths, and interpolating ones."""
+    for j, (widths, label, color) in enumerate(((None, "all widths", "C0"), (inter, "interpolating", "C2"))):
+        corr = rank_correlations(cells, widths) if widths is None or len(widths) else {}
+        for i, name in enumerate(MEASURES):
+            rc = corr.get(name)
+            if rc is None or rc.estimate is None:
+                continue
+            y = i + (j - 0.5) * 0.3
+            ax.errorbar(rc.estimate, y, xerr=[[rc.estimate - rc.ci[0]], [rc.ci[1] - rc.estimate]], fmt="o",
+                        color=color, capsize=3, ms=4, label=label if i == 0 else None)
+    ax.axvline(0, color="k", lw=0.8)
+    ax.set_yticks(range(len(MEASURES)), list(MEASURES.values()), fontsize=7)
+    ax.set(xlim=(-1.05, 1.05), xlabel="Spearman ρ with test error (cells pooled)",
+           title="Which measure tracks test error?")
+    ax.legend(fontsize=7)
 
 
 EXPERIMENT = Experiment(
@@ -208,6 +246,7 @@ EXPERIMENT = Experiment(
     group_by=("depth", "n_train", "n_test", "label_noise", "epochs", "lr", "momentum", "batch_size",
               "margin_quantile", "width"),
     analyze=analyze, plot=plot, seeds=3, quick_seeds=3, version=1, runtime="~1 min",
+    bounds={"train_error": (0.0, 1.0), "test_error": (0.0, 1.0)},
     table_by=("width",),
     table_metrics=("params", "train_error", "test_error", "path_norm", "spectral_complexity_normalized"),
 )
