@@ -12,10 +12,13 @@ Three arms share that decomposition:
   * ``early-stopping``: gradient flow from zero, stopped at the time t chosen on the
     same validation split, then refitted on all n with that t.
 
-So every arm sees exactly n labelled points. Per (p, arm) a power law err ≈ a·n^(−α)
-is fitted to the per-n mean test error (Hestness et al. 2017) with a 95% bootstrap
-interval over seeds (``_fit.power_law``). Data savings: for a target error, the n at
-which each arm's fitted curve reaches it, and the ratio to the unregularized arm's n.
+So every arm sees exactly n labelled points. Per (p, arm) Hestness et al.'s (2017) form
+err ≈ c + a·n^(−α), with the irreducible error c, is fitted to the per-n mean test error, and
+compared with the pure power law (c = 0). The n of one seed are nested prefixes of one
+subsample, so the 95% bootstrap intervals resample whole seed curves (``_fit.power_law``),
+never points. Claims: α > 0, c > 0 (the offset fit is needed), the seed-paired peak test of
+the unregularized curve near n ≈ p, and data savings: for a target error, the ratio of the n
+at which the unregularized and the regularized fits reach it (paired bootstrap replicates).
 """
 from __future__ import annotations
 
@@ -25,11 +28,15 @@ import numpy as np
 import torch
 
 from petridish.data import mnist1d, subsample
+from petridish.data.mnist1d import DATA_SEED      # one fixed pool; cells subsample it
+from petridish.data.mnist1d import DATA_SEED     # one fixed pool; cells subsample it
 from petridish.errors import invalid
+from petridish.experiments._fit.peaks import find_peak, location, peak_claim
 from petridish.experiments._fit.power_law import bootstrap_power_law
 from petridish.experiments._fit.spectral import Spectral, decompose
-from petridish.lab import Analysis, Experiment, Param, aggregate
+from petridish.lab import Analysis, Claim, Experiment, Param, aggregate, family, not_measured
 from petridish.models import RandomFeatures
+from petridish.seeding import sub_seed
 
 ARMS = ("none", "ridge", "early-stopping")
 N_GRID = [32, 64, 128, 256, 512, 1024, 2048]
@@ -37,7 +44,6 @@ QUICK_N = [32, 64, 128, 256, 512, 1024]
 # λ (per-sample ridge) and t (gradient-flow time) grids, relative to tr(ΦᵀΦ/n)
 RIDGE_GRID = np.geomspace(1e-8, 10.0, 28)
 FLOW_GRID = np.geomspace(1e-1, 1e9, 31)
-DATA_SEED = 42            # the MNIST-1D generator's seed: one fixed pool; cells subsample it
 
 
 def _pool(pool: int, n_test: int):
@@ -71,8 +77,8 @@ def _cells_for_seed(p: dict, seed: int, arms: list[str]) -> dict[str, dict]:
     n = p["n"]
     if n > p["pool"]:
         raise invalid("n", "experiment 'learning-curves'", f"an int <= pool ({p['pool']})", n)
-    ds = subsample(_pool(p["pool"], p["n_test"]), n, seed=seed)
-    phi, phi_test = _features(p["features"], seed, [ds.x_train, ds.x_test])
+    ds = subsample(_pool(p["pool"], p["n_test"]), n, seed=sub_seed(seed, "data"))
+    phi, phi_test = _features(p["features"], sub_seed(seed, "features"), [ds.x_train, ds.x_test])
     y, y_test = ds.y_train, ds.y_test
     full = decompose(phi, torch.nn.functional.one_hot(y, 10), {"train": phi, "test": phi_test})
     scale = float(full.d.sum()) / n                      # tr(ΦᵀΦ/n): sets the λ and t scales
@@ -84,7 +90,7 @@ def _cells_for_seed(p: dict, seed: int, arms: list[str]) -> dict[str, dict]:
             f = full.filter("none")
         else:
             if split is None:
-                g = torch.Generator().manual_seed(10_000 + seed)
+                g = torch.Generator().manual_seed(sub_seed(seed, "validation_split"))
                 perm = torch.randperm(n, generator=g)
                 n_val = max(1, int(round(p["val_fraction"] * n)))
                 val, fit = perm[:n_val], perm[n_val:]
@@ -127,24 +133,29 @@ def run_group(params_list: list[dict], seeds: list[int]) -> list[dict]:
 # ---------------------------------------------------------------- analysis
 
 def _curves(cells, features: int, arm: str) -> tuple[np.ndarray, np.ndarray]:
-    """(n (N,), err (S, N)) over the seeds present at every n; errors clipped at 1e-4."""
+    """(n (N,), err (S, N)) over the seeds present at every n (rows in ``_seeds`` order); errors
+    clipped at 1e-4 (a power law needs logarithms)."""
     mine = [c for c in cells if c.status == "done" and c.params["features"] == features
             and c.params["arm"] == arm and "test_error" in c.metrics]
     ns = sorted({c.params["n"] for c in mine})
-    seeds = sorted(set.intersection(*[{c.seed for c in mine if c.params["n"] == n} for n in ns])) if ns else []
+    seeds = _seeds(cells, features, arm)
     table = {(c.params["n"], c.seed): c.metrics["test_error"] for c in mine}
     err = np.array([[max(table[(n, s)], 1e-4) for n in ns] for s in seeds], dtype=float)
     return np.array(ns, dtype=float), err.reshape(len(seeds), len(ns))
 
 
-def fits(cells, *, n_boot: int = 1000) -> dict[tuple[int, str], object]:
-    """(features, arm) -> PowerLawFit (needs >= 2 seeds and >= 3 sizes)."""
+def fits(cells, *, n_boot: int = 1000, offset: bool = True) -> dict[tuple[int, str], object]:
+    """(features, arm) -> PowerLawFit of err ≈ c + a·n^(−α) (c = 0 when not ``offset``); needs >= 2
+    seeds and >= 3 sizes. The bootstrap resamples whole seed curves: the n of one seed are nested
+    prefixes of one subsample, so its errors along n are not independent. Every arm uses the same
+    bootstrap seed and draws, so replicates are paired across arms (same seeds resampled)."""
     out = {}
     for features in sorted({c.params["features"] for c in cells}):
         for arm in ARMS:
             n, err = _curves(cells, features, arm)
             if err.shape[0] >= 2 and n.size >= 3:
-                out[(features, arm)] = bootstrap_power_law(n, err, n_boot=n_boot, seed=features)
+                out[(features, arm)] = bootstrap_power_law(n, err, offset=offset, n_boot=n_boot, seed=features,
+                                                           resample="curves")
     return out
 
 
@@ -157,47 +168,97 @@ def _target(cells, fitted) -> float:
     return float(err.mean(axis=0)[-1]) if err.size else math.nan
 
 
+def _log_rmse(law, n: np.ndarray, err: np.ndarray) -> float:
+    """Root mean squared log-error of a fitted law against the per-n mean curve."""
+    return float(np.sqrt(np.mean((np.log(law(n)) - np.log(err.mean(axis=0))) ** 2)))
+
+
+def _boot_test(fit, s: int) -> str:
+    distinct = math.comb(2 * s - 1, s)
+    return (f"percentile bootstrap over whole seed curves (S={s}, {distinct} distinct resamples, "
+            f"B={fit.alphas.size}; draws re-inflated by √(S/(S−1)))")
+
+
+def _fit_claims(label: str, fit, pure, n, err) -> tuple[list[Claim], dict]:
+    s = err.shape[0]
+    cs = np.array([law.c for law in fit.laws])
+    q = (1 - fit.level) / 2
+    c_lo, c_hi = (float(v) for v in np.quantile(cs, [q, 1 - q]))
+    claims = [
+        Claim(f"{label}: test error falls as a power law in n (offset fit c + a·n^(−α))", fit.alpha,
+              (fit.alpha_lo, fit.alpha_hi), test=_boot_test(fit, s), direction="greater", effect="exponent α"),
+        Claim(f"{label}: test error levels off at an irreducible error c > 0 (the offset fit, not a pure power "
+              f"law; log-RMSE {_log_rmse(fit.law, n, err):.3g} vs {_log_rmse(pure.law, n, err):.3g})",
+              fit.law.c, (c_lo, c_hi), test=_boot_test(fit, s), direction="greater", effect="offset c"),
+    ]
+    values = {"alpha": fit.alpha, "alpha_lo": fit.alpha_lo, "alpha_hi": fit.alpha_hi, "a": fit.law.a,
+              "c": fit.law.c, "c_lo": c_lo, "c_hi": c_hi, "alpha_pure": pure.alpha,
+              "alpha_pure_lo": pure.alpha_lo, "alpha_pure_hi": pure.alpha_hi,
+              "log_rmse_offset": _log_rmse(fit.law, n, err), "log_rmse_pure": _log_rmse(pure.law, n, err),
+              "err_small_n": float(err.mean(axis=0)[0]), "err_large_n": float(err.mean(axis=0)[-1]),
+              "peak_n": float(n[int(np.argmax(err.mean(axis=0)))])}
+    return claims, values
+
+
+def _saving_claim(features: int, arm: str, base, fit, target: float) -> tuple[Claim, dict]:
+    """n_none / n_arm at ``target`` with a percentile CI over the paired bootstrap replicates."""
+    text = f"p = {features}: {arm} reaches test error {target:.3f} with fewer examples than the unregularized fit"
+    n0, n1 = base.law.n_at(target), fit.law.n_at(target)
+    ratios = np.array([a.n_at(target) / b.n_at(target) for a, b in zip(base.laws, fit.laws)])
+    ok = np.isfinite(ratios)
+    vals = {"n_none": n0, "n_arm": n1, "ratio": n0 / n1 if math.isfinite(n0 / n1) else None}
+    if not (math.isfinite(n0) and math.isfinite(n1)) or ok.mean() < 0.95:
+        return not_measured(text, "a fitted curve never reaches the target error (it levels off above it) in "
+                            f"{100 * (1 - ok.mean()):.0f}% of the bootstrap replicates", effect="data ratio"), vals
+    q = (1 - fit.level) / 2
+    lo, hi = (float(v) for v in np.quantile(ratios[ok], [q, 1 - q]))
+    vals.update(ratio_lo=lo, ratio_hi=hi)
+    return Claim(text, n0 / n1, (lo, hi), null=1.0, direction="greater",
+                 test="paired percentile bootstrap over whole seed curves (same resamples for both arms)",
+                 effect="n without regularization / n with it"), vals
+
+
 def analyze(cells) -> Analysis:
     fitted = fits(cells)
     if not fitted:
-        return Analysis(["Not enough cells (need >= 2 seeds and >= 3 sizes per arm) to fit power laws."], {})
-    findings, values = [], {"fits": {}, "savings": {}}
+        return Analysis(claims=[not_measured("test error falls as a power law in n",
+                                             "fewer than 2 seeds or 3 sizes per arm: no power law to fit")])
+    pure = fits(cells, offset=False)
+    claims, values = [], {"fits": {}, "savings": {}}
     for (features, arm), fit in fitted.items():
         n, err = _curves(cells, features, arm)
-        mean = err.mean(axis=0)
-        key = f"p={features}/{arm}"
-        values["fits"][key] = {"alpha": fit.alpha, "alpha_lo": fit.alpha_lo, "alpha_hi": fit.alpha_hi,
-                               "a": fit.law.a, "err_small_n": float(mean[0]), "err_large_n": float(mean[-1]),
-                               "peak_n": float(n[int(np.argmax(mean))])}
-        findings.append(
-            f"p = {features}, {arm}: test error falls from {mean[0]:.3f} at n = {n[0]:.0f} to {mean[-1]:.3f} at "
-            f"n = {n[-1]:.0f}; fitted exponent α = {fit.alpha:.3f} (95% bootstrap CI {fit.alpha_lo:.3f} to "
-            f"{fit.alpha_hi:.3f}).")
-        inner = mean[1:-1]
-        if inner.size and inner.max() > max(mean[0], mean[-1]) * 1.0 or (inner.size and np.any(np.diff(mean) > 0.02)):
-            i = int(np.argmax(np.diff(mean) > 0.02)) + 1 if np.any(np.diff(mean) > 0.02) else int(np.argmax(mean))
-            findings.append(f"p = {features}, {arm}: the curve is not monotone (error rises to {mean[i]:.3f} at "
-                            f"n = {n[i]:.0f}, n/p = {n[i] / features:.2f}): sample-wise double descent near n ≈ p, "
-                            f"so a single power law describes it poorly.")
+        label = f"p = {features}, {arm}"
+        cs, vals = _fit_claims(label, fit, pure[(features, arm)], n, err)
+        claims += cs
+        values["fits"][f"p={features}/{arm}"] = vals
+        if arm == "none":
+            # sample-wise double descent near n ≈ p: the seed-paired peak test of the curve
+            per_seed = [{s: float(err[k, i]) for k, s in enumerate(_seeds(cells, features, arm))}
+                        for i in range(n.size)]
+            pk = find_peak(per_seed)
+            where = "" if pk is None else f" at {location(pk, n, 'n')}"
+            claims.append(peak_claim(f"{label}: test error peaks{where} (sample-wise double descent near n ≈ p "
+                                     f"= {features})", pk, n, "n", margin=0.01))
+            vals["peak_verdict"] = claims[-1].verdict
     target = _target(cells, fitted)
     values["target_error"] = target
     for features in sorted({f for f, _ in fitted}):
-        if (features, "none") not in fitted:
+        if (features, "none") not in fitted or not math.isfinite(target):
             continue
-        base = fitted[(features, "none")]
-        n0, lo0, hi0 = base.n_at_ci(target)
         for arm in ARMS[1:]:
-            if (features, arm) not in fitted:
-                continue
-            n1, lo1, hi1 = fitted[(features, arm)].n_at_ci(target)
-            ratio = n0 / n1 if n1 > 0 else math.nan
-            values["savings"][f"p={features}/{arm}"] = {"n_none": n0, "n_arm": n1, "ratio": ratio,
-                                                       "n_arm_lo": lo1, "n_arm_hi": hi1}
-            findings.append(
-                f"p = {features}: to reach test error {target:.3f}, the unregularized fit needs n ≈ {n0:.0f} "
-                f"(95% CI {lo0:.0f}–{hi0:.0f}) and {arm} needs n ≈ {n1:.0f} ({lo1:.0f}–{hi1:.0f}): "
-                f"regularization saves a factor {ratio:.2f} in data.")
-    return Analysis(findings, values)
+            if (features, arm) in fitted:
+                c, vals = _saving_claim(features, arm, fitted[(features, "none")], fitted[(features, arm)], target)
+                claims.append(c)
+                values["savings"][f"p={features}/{arm}"] = vals
+    return Analysis(values=values, claims=family(claims, "holm"))
+
+
+def _seeds(cells, features: int, arm: str) -> list[int]:
+    """The seeds present at every n of (features, arm), in the row order of ``_curves``."""
+    mine = [c for c in cells if c.status == "done" and c.params["features"] == features
+            and c.params["arm"] == arm and "test_error" in c.metrics]
+    ns = sorted({c.params["n"] for c in mine})
+    return sorted(set.intersection(*[{c.seed for c in mine if c.params["n"] == n} for n in ns])) if ns else []
 
 
 def plot(cells, fig) -> None:
@@ -208,7 +269,7 @@ def plot(cells, fig) -> None:
     for ax, arm in zip(np.atleast_1d(axes), ARMS):
         for j, features in enumerate(feats):
             rows = aggregate([c for c in cells if c.params["features"] == features and c.params["arm"] == arm],
-                             by=["n"], metrics=["test_error"])
+                             by=["n"], metrics=["test_error"], bounds={"test_error": (0.0, 1.0)})
             rows = [r for r in rows if "test_error" in r["metrics"]]
             if not rows:
                 continue
@@ -260,6 +321,6 @@ EXPERIMENT = Experiment(
                    "largest n for the largest p"),
     ),
     run=run, run_group=run_group, group_by=("features", "n"), analyze=analyze, plot=plot,
-    seeds=5, quick_seeds=3, version=1, runtime="~35 s",
+    seeds=5, quick_seeds=3, version=2, runtime="~35 s", bounds={"test_error": (0.0, 1.0), "train_error": (0.0, 1.0)},
     table_by=("features", "arm", "n"), table_metrics=("test_error", "train_error"),
 )
