@@ -35,7 +35,7 @@ def test_validation_bomb_leaves_the_server_small_and_responsive(tmp_path):
     server to 5.8 GB and blocked every request for 21 s. Now: a one-line 422 from the limited
     child, the server's peak RSS stays under 400 MB, and other requests keep answering."""
     server = LiveServer(tmp_path / "ctf", workers=1,
-                        extra_env={"PETRIDISH_CTF_SCORE_MEMORY_MB": "1024"}).start()
+                        extra_env={"PETRIDISH_CTF_SCORE_MEMORY_MB": "512"}).start()
     try:
         auth = _setup(server, "bomb")
         bomb = cm.shape_bomb(5, 2, rank=200_000, relus=400)

@@ -195,8 +195,12 @@ def check_upload(data: bytes, signature: Signature, *, work_dir: Path, max_bytes
             raise Refused(f"The model must pass validation (onnx.checker with full_check and shape "
                           f"inference) within {timeout_s:g} s. It did not and was stopped.")
         if report["exitcode"] != 0:
-            raise Refused(_limit_reason(report["exitcode"], cpu_s, memory_mb, "be validated")
-                          or _read_reason(result_path)
+            code = report["exitcode"]
+            if code < 0:      # killed, or crashed in C++ code that ran out of memory (SIGSEGV seen)
+                raise Refused(f"The model must pass validation within the referee's memory limit "
+                              f"({memory_mb} MB) and {cpu_s} s of CPU time. The validating process "
+                              f"ended with {signal.Signals(-code).name}.")
+            raise Refused(_read_reason(result_path)
                           or f"The model must pass validation. The validating process failed "
                              f"(exit code {report['exitcode']}).")
     finally:
@@ -224,7 +228,7 @@ def run_model(model_path: Path, inputs_path: Path, *, signature: Signature, work
                                 "wall-clock time. It did not and was stopped.")
         if report["exitcode"] != 0:
             code = report["exitcode"]
-            raise ScoringFailed(_limit_reason(code, cpu_s, memory_mb, "finish")
+            raise ScoringFailed(_limit_reason(code, cpu_s, memory_mb)
                                 or _read_reason(result_path)
                                 or f"The scoring process failed (exit code {code}).")
         return _read_outputs(out_path, n, k)
@@ -247,13 +251,13 @@ def _read_outputs(path: Path, n: int, k: int) -> np.ndarray:
     return out
 
 
-def _limit_reason(code: int, cpu_s: int, memory_mb: int, verb: str) -> str:
+def _limit_reason(code: int, cpu_s: int, memory_mb: int) -> str:
     """The reason for a child killed by a signal; '' for a normal exit."""
     if code is None or code >= 0:
         return ""
     sig = -code
     if sig == signal.SIGXCPU or sig == signal.SIGKILL:
-        return (f"The model must {verb} within {cpu_s} s of CPU time and {memory_mb} MB of memory. "
+        return (f"The model must finish within {cpu_s} s of CPU time and {memory_mb} MB of memory. "
                 f"The process was killed ({signal.Signals(sig).name}).")
     return f"The ONNX runtime crashed on the model ({signal.Signals(sig).name})."
 
@@ -296,7 +300,7 @@ def _fail(result_path: str, reason: str, code: int) -> None:
 
 
 def _child_validate(model_path: str, result_path: str, input_dim: int, n_outputs: int,
-                    max_bytes: int, opset_min: int, opset_max: int, **_ignored) -> None:
+                    max_bytes: int, opset_min: int, opset_max: int, memory_mb: int, **_ignored) -> None:
     from petridish.ctf.validate import validate_model
     try:
         data = Path(model_path).read_bytes()
@@ -306,7 +310,7 @@ def _child_validate(model_path: str, result_path: str, input_dim: int, n_outputs
         _fail(result_path, str(exc), 3)
     except MemoryError:
         _fail(result_path, "The model must pass validation (onnx.checker with full_check and shape "
-                           "inference) within the referee's memory limit. It did not.", 6)
+                           f"inference) within the referee's memory limit ({memory_mb} MB). It did not.", 6)
     os._exit(0)
 
 
