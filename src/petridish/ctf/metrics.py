@@ -1,7 +1,8 @@
 """Per-example losses of a task's metric, and how a mean loss is displayed.
 
 accuracy: loss = 0/1 error of the argmax, displayed as accuracy = 1 - mean loss (higher is better);
-cross-entropy: loss = logsumexp(logits) - logit[y] (outputs are logits), displayed as is;
+cross-entropy: loss = logsumexp(logits) - logit[y] (outputs are logits; the sandbox hands
+    probability outputs over as log-probabilities, for which this is -log p[y]), displayed as is;
 mse: loss = mean over outputs of (prediction - target)^2, displayed as is.
 """
 from __future__ import annotations

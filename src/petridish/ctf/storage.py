@@ -1,8 +1,9 @@
 """Files on disk: task arrays and submitted models, written durably (fsync file and folder).
 
 Layout under data_dir: tasks/<task name>/{train.npz, test_x.npy, test_y.npy}, submissions/<hex>.onnx,
-scratch/ (the scoring processes' outputs). Names on disk are never taken from a client:
-task names are checked against NAME_RE before they reach a path, model files get random names.
+scratch/ (uploads being validated and the scoring processes' outputs; emptied at start-up).
+Names on disk are never taken from a client: task names are checked against NAME_RE before they
+reach a path, model files get random names.
 """
 from __future__ import annotations
 
