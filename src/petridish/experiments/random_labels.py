@@ -11,7 +11,15 @@ destroy the inputs: ``shuffled`` (each example's 40 positions permuted at random
 inputs too) and ``gaussian`` (every input replaced by Gaussian noise with the training
 set's per-feature mean and std). Per cell: final train and test accuracy (test labels are
 always the true ones) and the updates needed to first reach ``fit_threshold`` training
-accuracy (evaluated once per epoch on the whole corrupted training set).
+accuracy (the whole corrupted training set evaluated 5 times per epoch, the crossing
+interpolated linearly between evaluations, so that it varies across seeds). A seed drives
+label noise, initialization and batch order through independent ``sub_seed`` streams.
+
+Claims, per model: it fits each condition's training set (final training accuracy minus the
+threshold, Holm over conditions); each condition takes longer to fit than the true labels
+(seed-paired ratio of updates, Holm); corruption lowers test accuracy; random labels give
+chance test accuracy (within ± 5 points). A run that never fits is counted, and a time-to-fit
+claim that would need it is "not measured" with the reason, never averaged without it.
 
 Cells that share model and inputs train as one vectorized ensemble: every corruption
 level and seed is one member with its own labels (``train_ensemble`` takes (K, n) labels).
@@ -27,7 +35,10 @@ import numpy as np
 import torch
 
 from petridish.data import gaussian_inputs, label_noise, mnist1d
-from petridish.lab import Analysis, Experiment, Param, aggregate, curve_ci
+from petridish.lab import Analysis, Experiment, Param, aggregate, curve_ci, mean_ci
+from petridish.lab.claims import Claim, family, from_difference, from_values, not_measured
+from petridish.lab.paired import pair_by_seed, paired_difference
+from petridish.seeding import sub_seed
 from petridish.train import evaluate, train_ensemble
 from petridish.train.batches import steps_per_epoch
 
@@ -38,6 +49,9 @@ QUICK_CORRUPTIONS = [0.0, 0.5, 1.0]
 CHANCE = 0.1            # 10 balanced classes
 INPUT_SEED = 0          # the one draw of shuffled / Gaussian inputs
 EXTRA_X = {"shuffled": 1.25, "gaussian": 1.5}   # where the input conditions sit on the corruption axis
+MODEL_LABELS = {"mlp": "MLP", "cnn": "CNN"}
+FIT_EVALS_PER_EPOCH = 5   # training-set evaluations per epoch, for the updates-to-fit crossing
+CHANCE_MARGIN = 0.05      # "at chance" = the CI of test accuracy lies within chance ± 5 points
 
 
 # ---------------------------------------------------------------- data
@@ -60,27 +74,51 @@ def _dataset(p: dict):
 
 # ---------------------------------------------------------------- training
 
+def _crossing(steps: np.ndarray, acc: np.ndarray, threshold: float) -> float:
+    """Updates at which training accuracy first reaches ``threshold``, linearly interpolated
+    between the two evaluations around the crossing (steps (T,), acc (T,)); NaN if never.
+    Accuracy at step 0 is taken as chance."""
+    hit = np.flatnonzero(acc >= threshold)
+    if not hit.size:
+        return math.nan
+    i = int(hit[0])
+    s0, a0 = (0.0, CHANCE) if i == 0 else (float(steps[i - 1]), float(acc[i - 1]))
+    s1, a1 = float(steps[i]), float(acc[i])
+    return s1 if a1 <= a0 else s0 + (threshold - a0) / (a1 - a0) * (s1 - s0)
+
+
+def streams(seed: int) -> dict[str, int]:
+    """The cell seed's independent sub-seeds: label noise, initialization, minibatch order."""
+    return {purpose: sub_seed(seed, purpose) for purpose in ("label_noise", "init", "batches")}
+
+
 def run_group(params_list: list[dict], seeds: list[int]) -> list[dict]:
-    """Cells sharing model, inputs and training settings; members differ in corruption and seed."""
+    """Cells sharing model, inputs and training settings; members differ in corruption and seed.
+
+    Each seed drives three independent streams (``sub_seed``): label noise, initialization and
+    minibatch order, so that which examples get corrupted is unrelated to the initial weights.
+    """
     p = params_list[0]
     ds = _dataset(p)
-    noisy = [label_noise(ds, q["corruption"], seed=s) for q, s in zip(params_list, seeds)]
+    noisy = [label_noise(ds, q["corruption"], seed=streams(s)["label_noise"]) for q, s in zip(params_list, seeds)]
     ys = torch.stack([d.y_train for d in noisy])                                    # (K, n)
     kw = {"width": p["width"], "depth": 2} if p["model"] == "mlp" else {"channels": p["channels"]}
     per_epoch = steps_per_epoch(p["n_train"], p["batch_size"])
-    res = train_ensemble(p["model"], ds.x_train, ys, seeds=list(seeds), lr=p["lr"], momentum=p["momentum"],
+    every = max(1, per_epoch // FIT_EVALS_PER_EPOCH)
+    res = train_ensemble(p["model"], ds.x_train, ys, seeds=[streams(s)["init"] for s in seeds],
+                         data_seeds=[streams(s)["batches"] for s in seeds], lr=p["lr"], momentum=p["momentum"],
                          batch_size=p["batch_size"], epochs=p["epochs"], model_kwargs=dict(kw, d_out=10),
-                         eval_sets={"train": (ds.x_train, ys)}, eval_every=per_epoch)
-    acc = res.eval_history["train"]["accuracy"]                                     # (K, epochs)
-    steps = np.asarray(res.eval_steps)
+                         eval_sets={"train": (ds.x_train, ys)}, eval_every=every)
+    acc = res.eval_history["train"]["accuracy"]                                     # (K, T) every `every` updates
+    steps = np.asarray(res.eval_steps)                                              # (T,)
+    at_epoch = np.flatnonzero(steps % per_epoch == 0)                               # the per-epoch curve
     out = []
     for k, (q, d) in enumerate(zip(params_list, noisy)):
         if bool(res.diverged[k]):
             out.append({"diverged": True})
             continue
         curve = acc[k].numpy()
-        hit = np.flatnonzero(curve >= q["fit_threshold"])
-        to_fit = float(steps[hit[0]]) if hit.size else math.nan
+        to_fit = _crossing(steps, curve, q["fit_threshold"])
         test = evaluate(res.member(k).eval(), ds.x_test, ds.y_test, "ce")
         out.append({
             "train_acc": float(curve[-1]),
@@ -88,9 +126,10 @@ def run_group(params_list: list[dict], seeds: list[int]) -> list[dict]:
             "test_loss": float(test["loss"]),
             "steps_to_fit": to_fit,
             "epochs_to_fit": to_fit / per_epoch,
-            "fitted": bool(hit.size),
+            "fitted": bool(math.isfinite(to_fit)),
+            "max_train_acc": float(curve.max()),
             "corrupted_fraction": float(d.corrupted.double().mean()),
-            "train_acc_curve": [float(a) for a in curve],
+            "train_acc_curve": [float(a) for a in curve[at_epoch]],
         })
     return out
 
@@ -104,7 +143,8 @@ def run(p: dict, seed: int) -> dict:
 def _rows(cells, model: str) -> list[dict]:
     """Aggregated rows of one model: label corruptions in increasing order, then shuffled, gaussian."""
     mine = [c for c in cells if c.params["model"] == model]
-    rows = [r for r in aggregate(mine, by=["inputs", "corruption"]) if "train_acc" in r["metrics"]]
+    rows = [r for r in aggregate(mine, by=["inputs", "corruption"], bounds=EXPERIMENT.bounds)
+            if "train_acc" in r["metrics"]]
     for r in rows:
         q = r["params"]
         r["x"] = q["corruption"] if q["inputs"] == "original" else EXTRA_X[q["inputs"]]
@@ -117,50 +157,75 @@ def _stat(row: dict, name: str) -> tuple[float, float, float]:
     return (m["mean"], m["lo"], m["hi"]) if m else (math.nan, math.nan, math.nan)
 
 
-def _summary(cells, model: str) -> dict:
-    rows = _rows(cells, model)
-    labels = [r for r in rows if r["params"]["inputs"] == "original"]
-    out = {"conditions": [r["label"] for r in rows],
-           "train_acc": [_stat(r, "train_acc")[0] for r in rows],
-           "test_acc": [_stat(r, "test_acc")[0] for r in rows],
-           "steps_to_fit": [_stat(r, "steps_to_fit")[0] for r in rows],
-           "unfitted_cells": sum(1 for c in cells if c.params["model"] == model and c.status == "done"
-                                 and not c.metrics.get("fitted", False)),
-           "min_train_acc": float(np.nanmin([_stat(r, "train_acc")[0] for r in rows]))}
+def _condition(params: dict) -> tuple:
+    return (params["inputs"], params["corruption"])
+
+
+def _name(cond: tuple) -> str:
+    inputs, p = cond
+    if inputs != "original":
+        return {"shuffled": "shuffled inputs", "gaussian": "Gaussian-noise inputs"}[inputs] + " (true labels)"
+    return "true labels" if p == 0 else "random labels" if p == 1 else f"{100 * p:g}% of labels corrupted"
+
+
+def _by_seed(cells, model: str, cond: tuple, name: str) -> dict[int, float]:
+    return {c.seed: float(c.metrics[name]) for c in cells if c.params["model"] == model
+            and _condition(c.params) == cond and isinstance(c.metrics.get(name), (int, float))}
+
+
+def _unfitted(cells, model: str, cond: tuple) -> list:
+    return [c for c in cells if c.params["model"] == model and _condition(c.params) == cond
+            and not c.metrics.get("fitted", False)]
+
+
+def _slowdown(cells, model: str, cond: tuple, base: tuple, threshold: float, epochs: int) -> Claim:
+    """Seed-paired geometric-mean ratio of updates to fit, ``cond`` over ``base`` (t on log ratios)."""
+    label = MODEL_LABELS[model]
+    claim = f"the {label} takes longer to fit {_name(cond)} than {_name(base)}"
+    effect = f"ratio of updates to reach {threshold:g} training accuracy (seed-paired geometric mean)"
+    missing = [(_name(c), len(_unfitted(cells, model, c))) for c in (cond, base)]
+    missing = [f"{k} of its {_name(c)} runs" for c, (_, k) in zip((cond, base), missing) if k]
+    if missing:
+        return not_measured(claim, f"updates to fit not measured: {' and '.join(missing)} never reached "
+                                   f"{threshold:g} training accuracy within {epochs} epochs", effect=effect, null=1.0)
+    a, b = pair_by_seed(_by_seed(cells, model, cond, "steps_to_fit"), _by_seed(cells, model, base, "steps_to_fit"))
+    d = paired_difference(np.log(a), np.log(b)) if a.size else None
+    if d is None:
+        return not_measured(claim, "fewer than 2 seeds with both runs", effect=effect, null=1.0)
+    return Claim(claim, math.exp(d.estimate), (math.exp(d.ci[0]), math.exp(d.ci[1])), test=d.method + " on log updates",
+                 p=d.p_greater, null=1.0, direction="greater", effect=effect)
+
+
+def _model_claims(cells, model: str, threshold: float, epochs: int, values: dict) -> list[Claim]:
+    label = MODEL_LABELS[model]
+    conds = sorted({_condition(c.params) for c in cells if c.params["model"] == model},
+                   key=lambda c: c[1] if c[0] == "original" else EXTRA_X[c[0]])
+    labels = [c for c in conds if c[0] == "original"]
+    base = labels[0] if labels else conds[0]
+    fits = [from_values(f"the {label} fits its training set with {_name(c)}",
+                        _by_seed(cells, model, c, "train_acc").values(), null=threshold, bounds=(0.0, 1.0),
+                        effect=f"final training accuracy minus {threshold:g}") for c in conds]
+    slow = [_slowdown(cells, model, c, base, threshold, epochs) for c in conds if c != base]
+    out = family(fits, "holm") + family(slow, "holm")
     if len(labels) >= 2:
-        lo, hi = labels[0], labels[-1]
-        p = np.array([r["params"]["corruption"] for r in labels])
-        te = np.array([_stat(r, "test_acc")[0] for r in labels])
-        out.update(p_low=lo["params"]["corruption"], p_high=hi["params"]["corruption"],
-                   test_acc_low=_stat(lo, "test_acc"), test_acc_high=_stat(hi, "test_acc"),
-                   steps_low=_stat(lo, "steps_to_fit"), steps_high=_stat(hi, "steps_to_fit"),
-                   steps_ratio=_stat(hi, "steps_to_fit")[0] / _stat(lo, "steps_to_fit")[0],
-                   test_acc_slope=float(np.polyfit(p, te, 1)[0]))
-    for r in rows:
-        if r["params"]["inputs"] != "original":
-            out[r["params"]["inputs"]] = {"train_acc": _stat(r, "train_acc")[0], "test_acc": _stat(r, "test_acc")[0],
-                                          "steps_to_fit": _stat(r, "steps_to_fit")[0]}
+        hi = labels[-1]
+        d = paired_difference(*pair_by_seed(_by_seed(cells, model, base, "test_acc"),
+                                            _by_seed(cells, model, hi, "test_acc")))
+        out.append(from_difference(f"the {label}'s test accuracy is lower when trained on {_name(hi)} than on "
+                                   f"{_name(base)}", d, effect="test accuracy difference (base minus corrupted)"))
+    if ("original", 1.0) in conds:
+        out.append(from_values(f"the {label} trained on random labels is at chance ({CHANCE:g}) on the test set",
+                               _by_seed(cells, model, ("original", 1.0), "test_acc").values(), null=CHANCE,
+                               direction="within", margin=CHANCE_MARGIN, bounds=(0.0, 1.0),
+                               effect="test accuracy minus chance"))
+    values[model] = {
+        "conditions": [_name(c) for c in conds],
+        "unfitted_cells": {_name(c): len(_unfitted(cells, model, c)) for c in conds},
+        "steps_to_fit": {_name(c): mean_ci(_by_seed(cells, model, c, "steps_to_fit").values())[0] for c in conds},
+        "train_acc": {_name(c): mean_ci(_by_seed(cells, model, c, "train_acc").values())[0] for c in conds},
+        "test_acc": {_name(c): mean_ci(_by_seed(cells, model, c, "test_acc").values())[0] for c in conds},
+    }
     return out
-
-
-def _findings(model: str, s: dict, threshold: float, epochs: int) -> list[str]:
-    f = [f"{model}: after {epochs} epochs the lowest training accuracy over the {len(s['conditions'])} conditions "
-         f"is {s['min_train_acc']:.3f} ({s['unfitted_cells']} cells never reached {threshold:g}): it fits "
-         f"corrupted, random and noise-input training sets alike."]
-    if "steps_ratio" in s:
-        (a, alo, ahi), (b, blo, bhi) = s["test_acc_low"], s["test_acc_high"]
-        f.append(f"{model}: test accuracy falls from {a:.3f} [{alo:.3f}, {ahi:.3f}] at corruption {s['p_low']:g} "
-                 f"to {b:.3f} [{blo:.3f}, {bhi:.3f}] at {s['p_high']:g} (chance {CHANCE:.3f}); a linear fit "
-                 f"over corruption has slope {s['test_acc_slope']:.3f} per unit of corruption.")
-        (u, ulo, uhi), (v, vlo, vhi) = s["steps_low"], s["steps_high"]
-        f.append(f"{model}: reaching {threshold:g} training accuracy takes {u:.0f} [{ulo:.0f}, {uhi:.0f}] updates "
-                 f"at corruption {s['p_low']:g} and {v:.0f} [{vlo:.0f}, {vhi:.0f}] at {s['p_high']:g}: "
-                 f"{s['steps_ratio']:.2f} times as long, a small constant factor.")
-    extra = [f"{k} inputs: train {s[k]['train_acc']:.3f}, test {s[k]['test_acc']:.3f}, "
-             f"{s[k]['steps_to_fit']:.0f} updates to fit" for k in INPUTS[1:] if k in s]
-    if extra:
-        f.append(f"{model}: " + "; ".join(extra) + ".")
-    return f
 
 
 def analyze(cells) -> Analysis:
@@ -168,12 +233,14 @@ def analyze(cells) -> Analysis:
     if not done:
         return Analysis(["No finished cells."], {})
     threshold, epochs = done[0].params["fit_threshold"], done[0].params["epochs"]
-    findings, values = [], {"chance": CHANCE, "fit_threshold": threshold}
+    values = {"chance": CHANCE, "fit_threshold": threshold}
+    claims = []
     for model in [m for m in MODELS if any(c.params["model"] == m for c in done)]:
-        s = _summary(done, model)
-        values[model] = s
-        findings += _findings(model, s, threshold, epochs)
-    return Analysis(findings, values)
+        claims += _model_claims(done, model, threshold, epochs, values)
+    setup = [f"Updates to fit: first crossing of {threshold:g} training accuracy, evaluated on the whole training set "
+             f"{FIT_EVALS_PER_EPOCH} times per epoch and interpolated linearly between evaluations; runs that never "
+             f"cross within {epochs} epochs are counted per condition (values: unfitted_cells), not averaged."]
+    return Analysis(setup, values, claims)
 
 
 # ---------------------------------------------------------------- figure
@@ -203,10 +270,10 @@ def _curves(ax, cells, model: str) -> None:
                   and c.params["inputs"] == q["inputs"] and c.params["corruption"] == q["corruption"]
                   and "train_acc_curve" in c.metrics]
         length = min(len(v) for v in curves)
-        m, lo, hi = curve_ci([v[:length] for v in curves])
+        m, lo, hi = curve_ci([v[:length] for v in curves], bounds=(0.0, 1.0))
         ep = np.arange(1, length + 1)
         ax.plot(ep, m, color=f"C{j}", lw=1.2, label=r["label"])
-        ax.fill_between(ep, np.clip(lo, 0, 1), np.clip(hi, 0, 1), color=f"C{j}", alpha=0.2)
+        ax.fill_between(ep, lo, hi, color=f"C{j}", alpha=0.2)
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("epoch", fontsize=8)
     ax.set_ylabel("training accuracy", fontsize=8)
@@ -276,7 +343,8 @@ EXPERIMENT = _RandomLabels(
     run=run, run_group=run_group,
     group_by=("model", "inputs", "n_train", "n_test", "width", "channels", "epochs", "lr", "momentum",
               "batch_size"),
-    analyze=analyze, plot=plot, seeds=3, quick_seeds=3, version=1, runtime="~2 min",
+    analyze=analyze, plot=plot, seeds=3, quick_seeds=3, version=2, runtime="~2 min",
+    bounds={"train_acc": (0.0, 1.0), "test_acc": (0.0, 1.0), "max_train_acc": (0.0, 1.0)},
     table_by=("model", "inputs", "corruption"),
     table_metrics=("train_acc", "test_acc", "steps_to_fit", "epochs_to_fit"),
 )
