@@ -43,15 +43,30 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
     kwargs: dict[str, Any] = dict(include_dashboard=False, logging_level="ERROR", log_to_driver=False)
     if address is None:
         ray.init(address="local", num_cpus=num_cpus, **kwargs)     # never a cluster found running here
-        return True
-    _check_reachable(address)
-    token = enable_token_auth()
-    with _quiet_stderr() as log:
-        try:
-            ray.init(address=address, **kwargs)
-        except Exception as e:   # ConnectionError, AuthenticationError, version mismatch (RuntimeError)
-            raise PetridishError(_failure(address, token, f"{type(e).__name__}: {e}", log())) from None
+    else:
+        _check_reachable(address)
+        token = enable_token_auth()
+        with _quiet_stderr() as log:
+            try:
+                ray.init(address=address, **kwargs)
+            except Exception as e:   # ConnectionError, AuthenticationError, version mismatch (RuntimeError)
+                raise PetridishError(_failure(address, token, f"{type(e).__name__}: {e}", log())) from None
+    _cluster_errors_to_stderr()
     return True
+
+
+def _cluster_errors_to_stderr() -> None:
+    """Ray prints the cluster's error messages ("A worker died or was killed ...") on the driver's
+    stdout; they are diagnostics, and stdout belongs to `--json`. Send them to stderr."""
+    worker = getattr(getattr(ray, "_private", None), "worker", None)
+    show = getattr(worker, "print_to_stdstream", None)
+    if show is None or getattr(show, "to_stderr", False):
+        return
+
+    def to_stderr(data: dict, *args: Any, **kwargs: Any) -> None:
+        show({**data, "is_err": True} if data.get("pid") == "raylet" else data, *args, **kwargs)
+    to_stderr.to_stderr = True          # type: ignore[attr-defined]
+    worker.print_to_stdstream = to_stderr
 
 
 def token_source() -> str | None:
