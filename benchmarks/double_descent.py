@@ -44,7 +44,7 @@ def _notebook_fit(model, x, y, x_test, y_test, epochs: int) -> tuple[float, floa
 
 def _one_at_a_time(widths, noises, seeds, epochs) -> tuple[float, int]:
     import torch
-    from petridish.experiments._dd.mnist1d_task import noisy_mnist1d
+    from petridish.experiments.double_descent.mnist1d_task import noisy_mnist1d
     t0 = time.perf_counter()
     n = 0
     for noise in noises:
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
 
     import torch
-    from petridish.experiments._dd.sizes import WIDTHS
+    from petridish.experiments.double_descent.sizes import WIDTHS
     if args.threads:
         torch.set_num_threads(args.threads)
     widths, noises, seeds = WIDTHS[:args.widths], [0.0, 0.15], list(range(args.seeds))

@@ -1,4 +1,5 @@
-"""Covariance spectra for benign overfitting, and their effective ranks (Bartlett et al. 2020).
+"""Gaussian designs x ~ N(0, Σ) for benign overfitting: covariance spectra, their effective
+ranks (Bartlett, Long, Lugosi & Tsigler 2020) and design matrices drawn from them.
 
 A spectrum is a float64 vector of eigenvalues λ₁ ≥ λ₂ ≥ … ≥ λ_p > 0 of a diagonal Σ
 (diagonal loses nothing: the Gaussian design is rotation invariant).
@@ -55,3 +56,9 @@ def effective_ranks(lam: torch.Tensor, n: int, *, b: float = 1.0) -> dict[str, f
     r0 = float(r[0])
     return {"r0": r0, "k_star": kstar, "R_kstar": big_r, "r0_over_n": r0 / n,
             "kstar_over_n": kstar / n, "n_over_R": (n / big_r) if big_r > 0 else math.inf}
+
+
+def sample_design(lam: torch.Tensor, n: int, gen: torch.Generator) -> torch.Tensor:
+    """X (n, p) float64 with rows ~ N(0, diag(lam))."""
+    z = torch.randn(n, lam.numel(), generator=gen, dtype=torch.float64)
+    return z * lam.sqrt()

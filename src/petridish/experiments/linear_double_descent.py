@@ -10,7 +10,10 @@ import math
 import numpy as np
 import torch
 
-from petridish.lab import Analysis, Experiment, Param, aggregate
+from petridish.experiments._fit.peaks import find_peak, location, peak_claim
+from petridish.lab import (Analysis, Claim, Experiment, Param, aggregate, family, from_difference, from_values,
+                           not_measured, paired_difference)
+from petridish.lab.paired import pair_by_seed
 
 GAMMAS = [round(float(g), 4) for g in np.geomspace(0.1, 10, 31) if abs(g - 1) > 0.02]
 QUICK_GAMMAS = [0.1, 0.2, 0.35, 0.5, 0.7, 0.85, 1.2, 1.5, 2.0, 3.0, 5.0, 10.0]
@@ -69,30 +72,63 @@ def run(p: dict, seed: int) -> dict:
     return out
 
 
+THEORY_MARGIN = 0.10    # |mean relative deviation from the closed form| a "match" allows (finite-n bias ~ 3%)
+FAR_FROM_ONE = 0.3       # the asymptotic formula is compared with the run where |γ − 1| > 0.3
+LABEL = {"none": "ridgeless", "optimal": "optimal ridge"}
+
+
+def _per_seed(cells, ridge: str) -> tuple[np.ndarray, list[dict[int, float]], list[dict[int, float]]]:
+    """(γ (G,) sorted, [{seed: risk}] per γ, [{seed: theory}] per γ) of one ridge arm."""
+    mine = [c for c in cells if c.status == "done" and c.params["ridge"] == ridge and "risk" in c.metrics]
+    gammas = np.array(sorted({c.params["gamma"] for c in mine}), dtype=float)
+    risk = [{c.seed: c.metrics["risk"] for c in mine if c.params["gamma"] == g} for g in gammas]
+    theory = [{c.seed: c.metrics["theory_risk"] for c in mine if c.params["gamma"] == g} for g in gammas]
+    return gammas, risk, theory
+
+
+def _theory_claim(label: str, gammas, risk, theory) -> Claim:
+    """Per seed, the mean over γ far from 1 of (risk − theory)/theory; a t-interval over seeds
+    must lie inside ±THEORY_MARGIN ("within")."""
+    text = (f"{label}: the measured risk matches the Hastie et al. closed form away from the threshold "
+            f"(|γ − 1| > {FAR_FROM_ONE:g})")
+    far = [i for i, g in enumerate(gammas) if abs(g - 1) > FAR_FROM_ONE]
+    seeds = sorted(set.intersection(*[set(risk[i]) for i in far])) if far else []
+    dev = [float(np.mean([(risk[i][s] - theory[i][s]) / theory[i][s] for i in far])) for s in seeds]
+    return from_values(text, dev, null=0.0, direction="within", margin=THEORY_MARGIN,
+                       effect="mean relative deviation (risk − theory)/theory")
+
+
 def analyze(cells) -> Analysis:
-    findings, values = [], {}
-    for ridge in sorted({c.params["ridge"] for c in cells}):
-        rows = [r for r in aggregate([c for c in cells if c.params["ridge"] == ridge], by=["gamma"])
-                if "risk" in r["metrics"]]
-        if not rows:
+    claims, values = [], {}
+    arms = {}
+    for ridge in ("none", "optimal"):
+        gammas, risk, theory = _per_seed(cells, ridge)
+        if gammas.size == 0:
             continue
-        g = np.array([r["params"]["gamma"] for r in rows])
-        risk = np.array([r["metrics"]["risk"]["mean"] for r in rows])
-        theo = np.array([r["metrics"]["theory_risk"]["mean"] for r in rows])
-        far = np.abs(g - 1) > 0.3                      # asymptotics are least accurate near γ = 1
-        rel = float(np.median(np.abs(risk[far] - theo[far]) / theo[far])) if far.any() else math.nan
-        i = int(np.argmax(risk))
-        values[ridge] = {"peak_gamma": float(g[i]), "peak_risk": float(risk[i]),
-                         "median_rel_error_vs_theory": rel, "risk_at_max_gamma": float(risk[-1])}
-        label = "ridgeless" if ridge == "none" else "optimal ridge"
-        findings.append(
-            f"{label}: the measured risk peaks at γ = {g[i]:.3g} (risk {risk[i]:.3g}); away from γ = 1 "
-            f"(|γ−1| > 0.3) it is within a median {100 * rel:.1f}% of the Hastie et al. curve.")
-    if "none" in values and "optimal" in values:
-        ratio = values["none"]["peak_risk"] / values["optimal"]["peak_risk"]
-        findings.append(f"Optimal ridge lowers the worst risk on the grid by a factor {ratio:.1f}: "
-                        f"its peak is {values['optimal']['peak_risk']:.3g}, so the double-descent peak vanishes.")
-    return Analysis(findings, values)
+        arms[ridge] = (gammas, risk)
+        claims.append(_theory_claim(LABEL[ridge], gammas, risk, theory))
+        pk = find_peak(risk)
+        where = "" if pk is None else f" at {location(pk, gammas, 'γ')}"
+        claims.append(peak_claim(f"{LABEL[ridge]}: the risk peaks{where}", pk, gammas, "γ"))
+        mean = np.array([np.mean(list(r.values())) for r in risk])
+        values[ridge] = {"peak_gamma": float(gammas[np.argmax(mean)]), "peak_risk": float(mean.max()),
+                         "risk_at_max_gamma": float(mean[-1]), "theory_deviation": claims[-2].estimate,
+                         "theory_verdict": claims[-2].verdict, "peak_verdict": claims[-1].verdict,
+                         "peak_ties": None if pk is None else [float(gammas[t]) for t in pk.ties]}
+    if len(arms) == 2:
+        # at the ridgeless arm's worst γ, seed-paired: ridgeless minus optimal ridge
+        g0, r0 = arms["none"]
+        g1, r1 = arms["optimal"]
+        i = int(np.argmax([np.mean(list(r.values())) for r in r0]))
+        j = [k for k, g in enumerate(g1) if g == g0[i]]
+        text = f"optimal ridge lowers the risk at the ridgeless arm's worst γ = {g0[i]:.3g}"
+        c = (from_difference(text, paired_difference(*pair_by_seed(r0[i], r1[j[0]])),
+                             effect="ridgeless minus optimal-ridge risk") if j
+             else not_measured(text, f"the optimal-ridge arm has no cells at γ = {g0[i]:.3g}"))
+        claims.append(c)
+        values["ridge_gain_at_peak"] = c.estimate
+    claims = family(claims, "holm")
+    return Analysis(values=values, claims=claims)
 
 
 def plot(cells, fig) -> None:

@@ -1,18 +1,12 @@
 """The minimum-norm interpolator of Gaussian linear regression and its exact excess risk.
 
-Design x ~ N(0, Σ) with Σ = diag(λ) (p,), response y = xᵀβ + σ·ξ, ξ ~ N(0, 1), p > n.
+Design x ~ N(0, Σ) with Σ = diag(λ) (p,) (``petridish.data.gaussian_design``), response y = xᵀβ + σ·ξ, ξ ~ N(0, 1), p > n.
 β̂ = Xᵀ(XXᵀ)⁻¹y interpolates the n training points with the smallest ‖β̂‖₂.
 Excess risk E_x[(xᵀ(β̂ − β))²] = (β̂ − β)ᵀΣ(β̂ − β) is exact given Σ (no test sample).
 """
 from __future__ import annotations
 
 import torch
-
-
-def sample_design(lam: torch.Tensor, n: int, gen: torch.Generator) -> torch.Tensor:
-    """X (n, p) float64 with rows ~ N(0, diag(lam))."""
-    z = torch.randn(n, lam.numel(), generator=gen, dtype=torch.float64)
-    return z * lam.sqrt()
 
 
 def gram_cholesky(x: torch.Tensor) -> torch.Tensor:

@@ -8,17 +8,17 @@ largest width also gives the epoch-wise panel), ``rf`` (random ReLU features, mi
 ``ridge`` (the same, λ tuned on held-out data), ``samples`` (fixed linear model, n swept)
 and ``epochs`` (the MLP, epoch-wise panel only). The default runs the flagship; --quick
 runs mlp, rf, ridge and samples. All arms sweep the same ``width`` list and
-``_dd/sizes.py`` maps it to each arm's size (the rf, ridge and samples thresholds fall at
+``sizes.py`` maps it to each arm's size (the rf, ridge and samples thresholds fall at
 the same width: 77 by default, 49 on --quick). Random features at the issue's noise levels:
 ``--set arm=rf,ridge --set noise=0,0.1,0.2``.
 """
 from __future__ import annotations
 
-from petridish.experiments._dd import report
-from petridish.experiments._dd.arm_mlp import train_width
-from petridish.experiments._dd.arm_rf import run_rf
-from petridish.experiments._dd.arm_samples import run_samples
-from petridish.experiments._dd.sizes import WIDTHS
+from petridish.experiments.double_descent import report
+from petridish.experiments.double_descent.arm_mlp import train_width
+from petridish.experiments.double_descent.arm_rf import run_rf
+from petridish.experiments.double_descent.arm_samples import run_samples
+from petridish.experiments.double_descent.sizes import WIDTHS
 from petridish.lab import Analysis, Experiment, Param
 
 ARMS = ("mlp", "rf", "ridge", "samples", "epochs")
@@ -32,7 +32,7 @@ def run(p: dict, seed: int) -> dict:
 
 def run_group(params_list: list[dict], seeds: list[int]) -> list[dict]:
     """Cells agreeing on ``group_by`` (width, noise, seed free); MLP cells train as stacked
-    ensembles, one per bucket of widths (``_dd/buckets.py``)."""
+    ensembles, one per bucket of widths (``buckets.py``)."""
     arm = params_list[0]["arm"]
     if arm in ("mlp", "epochs"):
         return train_width(params_list, seeds)
@@ -49,12 +49,12 @@ def _panels(cells) -> list[str]:
 
 
 def analyze(cells) -> Analysis:
-    findings, values = [], {}
+    claims, values = [], {}
     for arm in _panels(cells):
-        f, v = report.epoch_findings(cells) if arm == "epochs" else report.findings_for(cells, arm)
-        findings += f
+        c, v = report.epoch_claims(cells) if arm == "epochs" else report.size_claims(cells, arm)
+        claims += c
         values.update(v)
-    return Analysis(findings=findings, values=values)
+    return Analysis(values=values, claims=claims)
 
 
 def plot(cells, fig) -> None:
@@ -106,7 +106,8 @@ EXPERIMENT = Experiment(
     run=run, run_group=run_group,
     group_by=("arm", "n_train", "n_test", "epochs", "lr", "momentum", "batch_size", "curve_points",
               "rf_n", "dim"),
-    max_group=256, analyze=analyze, plot=plot, seeds=3, quick_seeds=3, version=2, runtime="~6 min",
+    max_group=256, analyze=analyze, plot=plot, seeds=3, quick_seeds=3, version=3, runtime="~6 min",
+    bounds=dict(report.BOUNDS),
     table_by=("arm", "width", "noise"),
     table_metrics=("test_error", "train_error", "test_loss", "test_mse", "excess_risk", "size", "n_params"),
 )

@@ -1,18 +1,19 @@
 """MLP arms (``mlp``, ``epochs``): the MNIST-1D double-descent notebook as stacked ensembles.
 
 Every cell of a group (same training settings; width, noise and seed free) is one member:
-its own noisy labels (K, n), its own init (``build_model`` seeded by the cell's seed) and
-its own minibatch order (the cell's seed). Widths are trained in buckets (``buckets.plan``),
-each bucket one ``train_ensemble`` call of zero-padded MLPs. A cell run alone is the same
-computation with K = 1 and no padding.
+its own noisy labels (K, n), its own init (``build_model`` seeded by ``sub_seed(seed, "init")``)
+and its own minibatch order (``sub_seed(seed, "batches")``): independent streams of the cell's
+seed. Widths are trained in buckets (``buckets.plan``), each bucket one ``train_ensemble`` call
+of zero-padded MLPs. A cell run alone is the same computation with K = 1 and no padding.
 """
 from __future__ import annotations
 
 import torch
 
-from petridish.experiments._dd.buckets import padded_mlp, plan
-from petridish.experiments._dd.mnist1d_task import noisy_mnist1d
-from petridish.experiments._dd.sizes import mlp_params, mlp_threshold_width
+from petridish.experiments.double_descent.buckets import padded_mlp, plan
+from petridish.experiments.double_descent.mnist1d_task import noisy_mnist1d
+from petridish.experiments.double_descent.sizes import mlp_params, mlp_threshold_width
+from petridish.seeding import sub_seed
 from petridish.train import train_ensemble
 
 
@@ -43,8 +44,9 @@ def _train_bucket(cells: list[dict], seeds: list[int], pad: int, x, y, x_test, y
     every = max(1, total // int(p0["curve_points"]))
     widths = [int(p["width"]) for p in cells]
     res = train_ensemble(
-        lambda k: padded_mlp(widths[k], pad, seeds[k], d_in=x.shape[1]),
-        x, y, seeds=list(range(len(cells))), data_seeds=list(seeds), lr=float(p0["lr"]),
+        lambda k: padded_mlp(widths[k], pad, sub_seed(seeds[k], "init"), d_in=x.shape[1]),
+        x, y, seeds=list(range(len(cells))), data_seeds=[sub_seed(s, "batches") for s in seeds],
+        lr=float(p0["lr"]),
         momentum=float(p0["momentum"]), batch_size=int(p0["batch_size"]), epochs=int(p0["epochs"]),
         loss="ce", eval_sets={"train": (x, y), "test": (x_test, y_test)}, eval_every=every)
     epochs_axis = [s / steps_per_epoch for s in res.eval_steps]

@@ -1,6 +1,6 @@
 """Random-features arms: min-norm least squares (``rf``) and validation-tuned ridge (``ridge``).
 
-Features φ(x) = ReLU(x Wᵀ/√40), W ~ N(0, 1) fixed by the seed (``RandomFeatures``), a
+Features φ(x) = ReLU(x Wᵀ/√40), W ~ N(0, 1) drawn from the seed's "features" stream (``RandomFeatures``), a
 linear readout fit to one-hot targets in float64. ``rf`` takes the min-norm solution
 (Belkin et al. 2019); ``ridge`` picks λ on a held-out split of the *noisy* training pool
 from a log grid that includes 0, by validation error (Nakkiran et al. 2020: tuned ridge
@@ -11,10 +11,11 @@ from __future__ import annotations
 import torch
 
 from petridish.errors import invalid
-from petridish.experiments._dd.lstsq_path import LeastSquaresPath
-from petridish.experiments._dd.mnist1d_task import noisy_mnist1d, one_hot
-from petridish.experiments._dd.sizes import rf_features
+from petridish.experiments.double_descent.lstsq_path import LeastSquaresPath
+from petridish.experiments.double_descent.mnist1d_task import noisy_mnist1d, one_hot
+from petridish.experiments.double_descent.sizes import rf_features
 from petridish.models import RandomFeatures
+from petridish.seeding import sub_seed
 
 RIDGE_GRID = [0.0] + [10.0 ** e for e in range(-8, 2)]   # λ / mean Gram eigenvalue
 CHUNK = 2000                                               # test rows per feature block (memory)
@@ -41,7 +42,7 @@ def run_rf(p: dict, seed: int, *, ridge: bool) -> dict:
     x, y, x_test, y_test = noisy_mnist1d(n_train=p["n_train"], n_test=p["n_test"],
                                          noise=p["noise"], seed=seed)
     features = rf_features(p["width"])
-    model = RandomFeatures(x.shape[1], features, 10, seed=seed)
+    model = RandomFeatures(x.shape[1], features, 10, seed=sub_seed(seed, "features"))
     with torch.no_grad():
         path = LeastSquaresPath(model.embed(x[:n]), one_hot(y[:n]))
         lam_rel = 0.0

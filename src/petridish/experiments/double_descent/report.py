@@ -1,11 +1,14 @@
-"""Analysis and figure of the double-descent experiment: curves over the size axis, peaks."""
+"""Analysis and figure of the double-descent experiment: curves over the size axis, peak and
+epoch-wise claims (seed-paired, ``peaks.py``)."""
 from __future__ import annotations
 
 import math
 
 import numpy as np
 
-from petridish.lab import aggregate, curve_ci
+from petridish.experiments._fit.peaks import find_peak, location, peak_claim
+from petridish.lab import Claim, aggregate, curve_ci, from_difference, not_measured
+from petridish.lab.paired import pair_by_seed, paired_difference
 
 ARM_TITLES = {"mlp": "MLP 40→w→w→10 on MNIST-1D (model-wise)",
               "rf": "Random ReLU features, min-norm (model-wise)",
@@ -16,7 +19,8 @@ Y_LABEL = {"mlp": "error", "samples": "excess risk ‖β̂ − β‖² (dashed: 
 X_LABEL = {"mlp": "hidden width w", "rf": "random features p", "ridge": "random features p",
            "samples": "training samples n", "epochs": "epoch"}
 Y_METRIC = {"samples": "excess_risk"}          # default: test_error
-CLEAR_PEAK = 0.1     # a bump is called a peak when it rises above both sides by >= 10% of the range
+PEAK_MARGIN = 0.01   # error-rate arms: a peak whose CI lies within ±1 point of test error is refuted
+BOUNDS = {"test_error": (0.0, 1.0), "train_error": (0.0, 1.0)}
 THRESHOLD_RULE = {"mlp": ", where parameters = n", "rf": ", p = n", "ridge": ", p = n",
                   "samples": ", n = d", "epochs": ""}
 
@@ -25,17 +29,22 @@ def metric_of(arm: str) -> str:
     return Y_METRIC.get(arm, "test_error")
 
 
-def size_curves(cells, arm: str) -> dict[float, dict[str, np.ndarray]]:
-    """noise -> {"size", "mean", "lo", "hi", "threshold"} of the arm's metric over the size axis."""
+def size_curves(cells, arm: str) -> dict[float, dict[str, object]]:
+    """noise -> {"size", "width", "mean", "lo", "hi", "train", "threshold", "seeds"} over the size
+    axis (arrays in size order); ``seeds`` is a list of {seed: metric} per size, for paired tests."""
     metric = metric_of(arm)
-    arm_cells = [c for c in cells if c.params.get("arm") == arm]
-    rows = aggregate(arm_cells, by=["noise", "width"], metrics=[metric, "size", "threshold", "train_error"])
-    out: dict[float, dict[str, np.ndarray]] = {}
+    arm_cells = [c for c in cells if c.params.get("arm") == arm and c.status == "done"]
+    rows = aggregate(arm_cells, by=["noise", "width"], metrics=[metric, "size", "threshold", "train_error"],
+                     bounds=BOUNDS)
+    out: dict[float, dict[str, object]] = {}
     for noise in sorted({r["params"]["noise"] for r in rows}):
         sel = sorted((r for r in rows if r["params"]["noise"] == noise and metric in r["metrics"]),
                      key=lambda r: r["metrics"]["size"]["mean"])
         if not sel:
             continue
+        per_seed = [{c.seed: c.metrics[metric] for c in arm_cells
+                     if c.params["noise"] == noise and c.params["width"] == r["params"]["width"]
+                     and metric in c.metrics} for r in sel]
         out[noise] = {"size": np.array([r["metrics"]["size"]["mean"] for r in sel]),
                       "width": np.array([r["params"]["width"] for r in sel]),
                       "mean": np.array([r["metrics"][metric]["mean"] for r in sel]),
@@ -43,7 +52,8 @@ def size_curves(cells, arm: str) -> dict[float, dict[str, np.ndarray]]:
                       "hi": np.array([r["metrics"][metric]["hi"] for r in sel]),
                       "train": np.array([r["metrics"]["train_error"]["mean"] if "train_error" in r["metrics"]
                                          else np.nan for r in sel]),
-                      "threshold": float(sel[0]["metrics"]["threshold"]["mean"])}
+                      "threshold": float(sel[0]["metrics"]["threshold"]["mean"]),
+                      "seeds": per_seed}
     return out
 
 
@@ -53,50 +63,37 @@ def interpolation_size(curve: dict[str, np.ndarray], tol: float = 0.01) -> float
     return float(curve["size"][fit[0]]) if fit.size else math.nan
 
 
-def peak(curve: dict[str, np.ndarray]) -> dict[str, float] | None:
-    """The most prominent interior bump of the mean curve: the point i maximizing
-    min(m_i − min(m_<i), m_i − min(m_>i)), with the minima on each side (None if no bump)."""
-    m = curve["mean"]
-    gaps = [m[i] - max(np.nanmin(m[:i]), np.nanmin(m[i + 1:])) for i in range(1, len(m) - 1)]
-    if not gaps or not np.nanmax(gaps) > 0:
-        return None
-    i = 1 + int(np.nanargmax(gaps))
-    return {"size": float(curve["size"][i]), "width": int(curve["width"][i]), "height": float(m[i]),
-            "left_min": float(np.nanmin(m[:i])), "right_min": float(np.nanmin(m[i + 1:])),
-            "gap": float(gaps[i - 1]), "ci_half_width": float(curve["hi"][i] - m[i]),
-            "threshold": curve["threshold"], "ratio_to_threshold": float(curve["size"][i] / curve["threshold"])}
-
-
-def findings_for(cells, arm: str) -> tuple[list[str], dict[str, float]]:
-    findings, values = [], {}
+def size_claims(cells, arm: str) -> tuple[list[Claim], dict[str, float]]:
+    """One peak claim per noise level (``peaks.peak_claim``) and the numbers behind it."""
+    claims, values = [], {}
     metric = metric_of(arm).replace("_", " ")
+    symbol = X_LABEL[arm].split()[-1]
+    margin = PEAK_MARGIN if metric_of(arm) == "test_error" else None
     for noise, curve in size_curves(cells, arm).items():
         tag = f"{arm}_noise{noise:g}"
-        thr = curve["threshold"]
-        pk = peak(curve)
-        spread = float(np.nanmax(curve["mean"]) - np.nanmin(curve["mean"]))
-        if pk is None or pk["gap"] < CLEAR_PEAK * spread:
-            bump = "" if pk is None else (f" (largest bump +{pk['gap']:.3g} at {pk['size']:.4g}, under "
-                                          f"{CLEAR_PEAK:.0%} of the curve's range {spread:.3g})")
-            findings.append(f"[{arm}] noise {noise:g}: {metric} has no clear peak{bump}; it goes from "
-                            f"{curve['mean'][0]:.3g} to {curve['mean'][-1]:.3g}; predicted threshold "
-                            f"{X_LABEL[arm].split()[-1]} ≈ {thr:.4g}.")
-            values[f"{tag}_peak_gap"] = 0.0 if pk is None else pk["gap"]
-            values[f"{tag}_final"] = float(curve["mean"][-1])
-            continue
-        interp = interpolation_size(curve)
-        fits = "" if math.isnan(interp) else f"; train error first reaches <= 1% at {interp:.4g}"
-        findings.append(
-            f"[{arm}] noise {noise:g}: {metric} peaks at {X_LABEL[arm].split()[-1]} = {pk['size']:.4g} "
-            f"({pk['ratio_to_threshold']:.2f}× the predicted threshold {thr:.4g}{THRESHOLD_RULE[arm]}) "
-            f"with {pk['height']:.3g} (95% CI ±{pk['ci_half_width']:.2g}); minimum {pk['left_min']:.3g} before it "
-            f"and {pk['right_min']:.3g} after it "
-            f"(peak − left = {pk['height'] - pk['left_min']:+.3g}, peak − right = "
-            f"{pk['height'] - pk['right_min']:+.3g}){fits}.")
-        values.update({f"{tag}_{k}": v for k, v in pk.items()})
+        size, thr = curve["size"], curve["threshold"]
+        pk = find_peak(curve["seeds"])
+        where = "" if pk is None else (f" at {location(pk, size, symbol)} ({size[pk.index] / thr:.2f}× the predicted "
+                                       f"threshold {symbol} ≈ {thr:.4g}{THRESHOLD_RULE[arm]})")
+        c = peak_claim(f"[{arm}] noise {noise:g}: {metric} peaks{where}", pk, size, symbol, margin=margin)
+        claims.append(c)
+        values[f"{tag}_peak_verdict"] = c.verdict
         values[f"{tag}_final"] = float(curve["mean"][-1])
-        values[f"{tag}_interpolation_size"] = interp
-    return findings, values
+        values[f"{tag}_interpolation_size"] = interpolation_size(curve)
+        if pk is not None:
+            i = pk.index
+            values.update({f"{tag}_size": float(size[i]), f"{tag}_height": float(curve["mean"][i]),
+                           f"{tag}_tie_sizes": [float(size[t]) for t in pk.ties],
+                           f"{tag}_left_size": float(size[pk.left]), f"{tag}_right_size": float(size[pk.right]),
+                           f"{tag}_left_min": float(curve["mean"][pk.left]),
+                           f"{tag}_right_min": float(curve["mean"][pk.right]),
+                           f"{tag}_prominence": pk.prominence, f"{tag}_threshold": thr,
+                           f"{tag}_ratio_to_threshold": float(size[i] / thr)})
+            for side, d in (("left", pk.vs_left), ("right", pk.vs_right)):
+                if d is not None:
+                    values[f"{tag}_minus_{side}"] = d.estimate
+                    values[f"{tag}_minus_{side}_ci"] = list(d.ci)
+    return claims, values
 
 
 def draw_size_panel(ax, cells, arm: str) -> None:
@@ -156,7 +153,7 @@ def draw_epoch_panel(ax, cells) -> None:
     width = max(c.params["width"] for c in arm_cells)
     for noise in sorted({c.params["noise"] for c in arm_cells}):
         sel = [c for c in arm_cells if c.params["width"] == width and c.params["noise"] == noise]
-        m, lo, hi = curve_ci([c.metrics["test_error_curve"] for c in sel])
+        m, lo, hi = curve_ci([c.metrics["test_error_curve"] for c in sel], bounds=BOUNDS["test_error"])
         ep = np.asarray(sel[0].metrics["epoch_curve"])
         line, = ax.plot(ep, m, label=f"test, w={width}, noise {noise:g} (95% CI)")
         ax.fill_between(ep, lo, hi, alpha=0.25, color=line.get_color())
@@ -167,25 +164,33 @@ def draw_epoch_panel(ax, cells) -> None:
     ax.legend(fontsize=8)
 
 
-def epoch_findings(cells) -> tuple[list[str], dict[str, float]]:
+def epoch_claims(cells) -> tuple[list[Claim], dict[str, float]]:
+    """Per noise level, the largest width: "test error rises after its minimum", as the seed-paired
+    difference between the final test error and that at the epoch where the mean curve is lowest."""
     arm_cells = _epoch_cells(cells)
     if not arm_cells:
         return [], {}
     width = max(c.params["width"] for c in arm_cells)
-    findings, values = [], {}
+    claims, values = [], {}
     for noise in sorted({c.params["noise"] for c in arm_cells}):
         sel = [c for c in arm_cells if c.params["width"] == width and c.params["noise"] == noise]
-        m, _, _ = curve_ci([c.metrics["test_error_curve"] for c in sel])
+        m, _, _ = curve_ci([c.metrics["test_error_curve"] for c in sel], bounds=BOUNDS["test_error"])
         ep = sel[0].metrics["epoch_curve"]
-        tr_end = float(np.mean([c.metrics["train_error_curve"][-1] for c in sel]))
         i_min = int(np.nanargmin(m))
-        i_max_after = i_min + int(np.nanargmax(m[i_min:]))
-        findings.append(
-            f"[epochs] width {width}, noise {noise:g}: test error is lowest ({m[i_min]:.3f}) at epoch "
-            f"{ep[i_min]:.0f}, rises to {m[i_max_after]:.3f} at epoch {ep[i_max_after]:.0f} "
-            f"(+{m[i_max_after] - m[i_min]:.3f}) and ends at {m[-1]:.3f}; train error ends at {tr_end:.3f}.")
+        text = (f"[epochs] width {width}, noise {noise:g}: test error rises after its minimum at epoch "
+                f"{ep[i_min]:.0f} (epoch-wise double descent)")
+        if i_min == len(m) - 1:
+            c = not_measured(text, "the mean test error is lowest at the last epoch: nothing comes after the minimum",
+                             effect="final minus minimum")
+        else:
+            final = {x.seed: x.metrics["test_error_curve"][-1] for x in sel}
+            low = {x.seed: x.metrics["test_error_curve"][i_min] for x in sel}
+            c = from_difference(text, paired_difference(*pair_by_seed(final, low)),
+                                effect=f"final (epoch {ep[-1]:.0f}) minus minimum", margin=PEAK_MARGIN)
+        claims.append(c)
+        tr_end = float(np.mean([x.metrics["train_error_curve"][-1] for x in sel]))
         tag = f"epochs_noise{noise:g}"
         values.update({f"{tag}_min": float(m[i_min]), f"{tag}_min_epoch": float(ep[i_min]),
-                       f"{tag}_max_after_min": float(m[i_max_after]), f"{tag}_final": float(m[-1]),
-                       f"{tag}_width": width, f"{tag}_train_final": tr_end})
-    return findings, values
+                       f"{tag}_final": float(m[-1]), f"{tag}_width": width, f"{tag}_train_final": tr_end,
+                       f"{tag}_verdict": c.verdict})
+    return claims, values
