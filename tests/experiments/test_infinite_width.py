@@ -3,8 +3,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+import numpy as np
 
-from petridish.experiments.infinite_width import EXPERIMENT
+from petridish.experiments.infinite_width import EXPERIMENT, LABELS, METRICS
 from petridish.lab.experiment import Cell
 
 
@@ -27,4 +28,17 @@ def test_wide_networks_approach_their_ntk():
         assert c.metrics["train_loss"] < 0.05
     fig = plt.figure(figsize=(12, 3))
     EXPERIMENT.plot(cells, fig)
+    assert [ax.get_title() for ax in fig.axes] == [LABELS[m] for m in METRICS]
+    widths = np.array([16.0, 128.0, 1024.0])
+    for ax, m in zip(fig.axes, METRICS):            # per panel: seed means, their log-log fit, width^-1/2
+        means = np.array([np.mean([c.metrics[m] for c in cells if c.params["width"] == w]) for w in widths])
+        data = ax.containers[0].lines[0]           # the error bars' data line
+        fit = next(line for line in ax.lines if line.get_label().startswith("fit slope"))
+        ref = next(line for line in ax.lines if line.get_label() == "width^-1/2")
+        np.testing.assert_allclose(data.get_xdata(), widths)
+        np.testing.assert_allclose(data.get_ydata(), means)
+        slope = np.polyfit(np.log(widths), np.log(means), 1)[0]
+        np.testing.assert_allclose(np.diff(np.log(fit.get_ydata())) / np.diff(np.log(widths)), slope)
+        assert fit.get_label() == f"fit slope {slope:.2f}"
+        np.testing.assert_allclose(ref.get_ydata(), means[0] * (widths / 16) ** -0.5)
     plt.close(fig)
