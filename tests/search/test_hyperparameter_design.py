@@ -6,9 +6,7 @@ import math
 
 import matplotlib
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn
+import pytest
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -20,36 +18,26 @@ from petridish.lab.sweep import run_sweep  # noqa: E402
 SMALL = {"grid": "small", "epochs": 2, "n_train": 400}
 
 
-def test_stacked_trainer_matches_torch_optim_sgd_model_by_model():
-    from petridish.data import mnist1d
-    ds = mnist1d(n_train=400, n_test=1000, seed=42)   # the same cached data as SMALL
-    data = (ds.x_train, ds.y_train, ds.x_test, ds.y_test)
-    lrs, wds = torch.tensor([0.05, 0.2]), torch.tensor([1e-3, 1e-2])
-    got = hd._train_group(data, width=16, depth=2, batch=50, lrs=lrs, wds=wds, epochs=3, seed=7)
+def test_each_tabulated_config_is_what_solo_training_gives():
+    """The tabular benchmark trains through ``train_ensemble``; oracle: each configuration
+    trained alone with ``petridish.train.train`` (torch.optim.SGD), same init and batch order,
+    evaluated on the validation and test sets after every epoch."""
+    from petridish.models import build_model
+    from petridish.train import train
+    data = hd._data(400)
+    (x, y), val, test = data
+    lrs, wds = [0.05, 0.2], [1e-3, 1e-2]
+    got = hd.group_curves(data, width=16, depth=2, batch=50, lrs=lrs, wds=wds, epochs=3, seeds=[7, 8],
+                          data_seeds=[17, 18])
+    assert got["val"].shape == got["test"].shape == (2, 3) and val[0].shape[0] == hd.N_VAL
     for r in range(2):
-        # same init and data order: replay the generator exactly as the stacked trainer does
-        gen = torch.Generator().manual_seed(7)
-        stacked = hd._init_stack(2, [40, 16, 16, 10], gen)
-        layers = []
-        for i in range(3):
-            lin = nn.Linear(*stacked[2 * i].shape[1:])
-            with torch.no_grad():
-                lin.weight.copy_(stacked[2 * i][r].T)
-                lin.bias.copy_(stacked[2 * i + 1][r, 0])
-            layers += [lin, nn.ReLU()]
-        model = nn.Sequential(*layers[:-1])
-        opt = torch.optim.SGD(model.parameters(), lr=float(lrs[r]), momentum=0.9, weight_decay=float(wds[r]))
-        want = []
-        for _ in range(3):
-            order = torch.randperm(400, generator=gen)
-            for s in range(0, 400, 50):
-                idx = order[s:s + 50]
-                opt.zero_grad()
-                F.cross_entropy(model(ds.x_train[idx]), ds.y_train[idx]).backward()
-                opt.step()
-            with torch.no_grad():
-                want.append(float((model(ds.x_test).argmax(1) != ds.y_test).float().mean()))
-        np.testing.assert_allclose(got[r], want, atol=3e-3)          # ≤ 3 of 1,000 test predictions
+        model = build_model("mlp", d_in=40, d_out=10, seed=7 + r, width=16, depth=2)
+        res = train(model, x, y, optimizer="sgd", lr=lrs[r], momentum=0.9, weight_decay=wds[r], batch_size=50,
+                    epochs=3, loss="ce", seed=17 + r, eval_sets={"val": val, "test": test}, eval_every=8)
+        for name in ("val", "test"):
+            want = 1 - res.eval_history[name]["accuracy"].numpy()
+            np.testing.assert_allclose(got[name][r], want, atol=3e-3)      # ≤ 3 of 1,000 predictions
+    assert hd.tolerance(0.3, 2.0) == pytest.approx(2 * math.sqrt(0.21 / 1000))
 
 
 def test_strategies_on_a_tiny_tabulated_task():
@@ -60,7 +48,8 @@ def test_strategies_on_a_tiny_tabulated_task():
         assert c.status == "done", c.error
         by.setdefault(c.params["strategy"], []).append(c.metrics)
     assert set(by) == set(hd.STRATEGIES)
-    curves, steps = hd.benchmark("small", 2, 400, 0)
+    bench = hd.benchmark("small", 2, 400, 0)
+    curves, steps = bench["val"], bench["steps"]
     final = curves[:, -1]
     total = float((steps * 2).sum())
     for s, ms in by.items():
@@ -75,17 +64,21 @@ def test_strategies_on_a_tiny_tabulated_task():
     for seed, m in enumerate(by["grid"]):
         order = np.random.default_rng(seed).permutation(final.size)
         spent = np.cumsum(2 * steps[order])
-        first = int(np.argmax(final[order] <= final.min() + 0.01))
+        tol = hd.tolerance(float(final.min()), 2.0)                     # 2 binomial SEs, as in run()
+        assert m["tol"] == pytest.approx(tol) and tol > 0.02                # above the ≈ 0.015 noise floor
+        first = int(np.argmax(final[order] <= final.min() + tol))
         assert m["reached_tol"] and m["steps_to_tol"] == spent[first] and m["fraction_to_tol"] <= 1.0
     # the phenomenon: hyperparameters matter on this task, and pruning makes trials cheaper
     assert by["grid"][0]["grid_median"] - by["grid"][0]["grid_best"] > 0.05
     per_trial = {s: np.mean([m["spent_steps"] / m["trials"] for m in by[s]]) for s in ("tpe", "tpe-hyperband")}
     assert per_trial["tpe-hyperband"] < per_trial["tpe"]
     a = res.analysis
-    assert any("grid's best test error" in f for f in a.findings)
+    assert any("grid's best validation error" in f for f in a.findings)
+    assert len(a.claims) == 4 and all(c.verdict in ("supported", "refuted", "inconclusive") for c in a.claims)
     assert set(hd.STRATEGIES) <= set(a.values) and 0 < a.values["grid"]["fraction_to_tol"]["geomean"] <= 1
     fig = plt.figure()
     hd.plot(res.cells, fig)
     ax = fig.axes[0]
     assert len(ax.lines) == 4 + 2 and len(ax.collections) == 4       # a curve and a CI band per strategy
+    assert ax.lines[-1].get_ydata()[0] == pytest.approx(final.min() + by["grid"][0]["tol"])   # the tolerance line
     plt.close(fig)
