@@ -34,7 +34,7 @@ def provenance(*, seeds: list[int], executor: str, workers: int) -> dict[str, An
         "platform": platform.platform(),
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
+        "cell_threads": 1,               # every executor runs each cell on one thread (lab.worker)
         "seeds": list(seeds),
         "executor": executor,
         "workers": workers,

@@ -96,6 +96,7 @@ def run_sweep(experiment: str | Experiment, *, overrides: dict[str, Any] | None 
             if todo:
                 tasks = make_tasks(exp, todo)
                 with make_executor(executor, workers, address, n_tasks=len(tasks)) as ex:
+                    session.provenance["workers"] = ex.workers
                     for _task, finished in ex.run(tasks):
                         session.commit(finished)           # committed before the next result is read
                         bar.advance(len(finished))
