@@ -74,6 +74,8 @@ def _say(config, line: str) -> None:
 
 @pytest.fixture(scope="module")
 def cluster(request):
+    if not (BIN / "ray").exists():
+        pytest.skip(f"no `ray` command beside {sys.executable}")
     home, temp = Path(tempfile.mkdtemp(prefix="pd-rayhome-")), tempfile.mkdtemp(prefix="pd-ray-")  # short socket paths
     (home / ".ray").mkdir()
     (home / ".ray" / "auth_token").write_text(secrets.token_hex(32))     # as `ray get-auth-token --generate`
