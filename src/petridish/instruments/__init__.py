@@ -5,6 +5,7 @@ from petridish.instruments.effective_dim import (effective_dimension, hessian_ef
 from petridish.instruments.hessian import (HVP, SpectralDensity, TraceEstimate, hessian_trace,
                                            hvp_operator, spectral_density, top_eigenvalues)
 from petridish.instruments.lanczos import EigResult, eigsh, lanczos
+from petridish.instruments.neff_spectrum import NeffEstimate, neff_full_spectrum
 from petridish.instruments.max_margin import NotSeparableError, max_margin_direction, normalized_margin
 from petridish.instruments.norms import (frobenius_norms, margin_normalized_complexity, margins,
                                          norm_measures, path_norm, spectral_complexity, spectral_norm,
@@ -19,5 +20,6 @@ __all__ = [
     "margin_normalized_complexity", "norm_measures", "weight_matrices",
     "epsilon_sharpness", "noise_increase", "pac_bayes_sigma",
     "effective_dimension", "hessian_effective_dimension", "ridge_dof", "min_norm_dof",
+    "NeffEstimate", "neff_full_spectrum",
     "min_nuclear_norm", "NuclearNormResult", "max_margin_direction", "normalized_margin", "NotSeparableError",
 ]
