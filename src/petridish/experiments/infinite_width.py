@@ -16,8 +16,18 @@ f_lin = f_0(z) + A_T (y - f_0(X)), whose mean is exactly mu_T (E f_0 = 0 by symm
 mean(f_T - f_lin) estimates E f_T - mu_T without the O(1/sqrt(members)) Monte Carlo floor
 that would otherwise hide the finite-width effect. The same for variances (exact for depth 1,
 where Cov f_0 = K at every width). The raw (uncorrected) gaps are reported too.
-Theory: (a) and (b) fall like width^-1/2 (Lee et al. 2019, Thm 2.1 gives O(n^-1/2) for the
-NTK change), and the ensemble mean/variance converge at rate ~ width^-1/2 or faster.
+
+**Monte Carlo noise.** A finite ensemble's mean is noisy even when E f_T = μ_T: with pure noise
+‖mean(f_T − f_lin)‖ is about √(Σ_z Var(f_T − f_lin)(z) / members). Each cell reports that noise
+level as ``mean_gap_se`` (and ``var_gap_se``, from a jackknife over members), on the gap's
+scale. Since E[gap²] = (true gap)² + se², gap² − se² estimates the squared finite-width effect
+without bias; a width's gap is called above its noise only when that is positive across seeds
+(t over seeds), and a convergence rate is claimed only over widths whose gaps are above noise
+(otherwise "not measured", with the widths at the noise floor named).
+
+Theory: (a) falls like width^-1/2 (a ``within`` claim on the per-seed fitted slope), (b) between
+width^-1/2 (Lee et al. 2019, Thm 2.1's bound) and width^-1, and the ensemble mean and variance,
+whose finite-width corrections are O(1/width), like width^-1 (the figure's reference line).
 """
 from __future__ import annotations
 
@@ -28,12 +38,17 @@ import numpy as np
 import torch
 
 from petridish.kernels import NTKMLP, empirical_ntk, mlp_kernels, ntk_predict
-from petridish.lab import Analysis, Experiment, Param, aggregate, mean_ci
+from petridish.lab import Analysis, Experiment, Param, aggregate, family, from_values, not_measured
 from petridish.threads import pin_threads
 
 METRICS = ("ntk_dist", "ntk_change", "mean_gap", "var_gap")
-THEORY = {"ntk_dist": "theory -0.5", "ntk_change": "theory between -0.5 (the bound) and -1",
-          "mean_gap": "theory about -0.5 or steeper", "var_gap": "theory about -0.5 or steeper"}
+GAPS = ("mean_gap", "var_gap")
+# the log-log slope each metric's claim expects: (centre, half-width of the band)
+RATES = {"ntk_dist": (-0.5, 0.1), "ntk_change": (-0.75, 0.25), "mean_gap": (-1.0, 0.5), "var_gap": (-1.0, 0.5)}
+RATE_TEXT = {"ntk_dist": "the empirical NTK at init converges to the analytic NTK like width^-1/2",
+             "ntk_change": "the NTK moves during training like width^-1/2 to width^-1",
+             "mean_gap": "the ensemble mean converges to μ_T like 1/width",
+             "var_gap": "the ensemble variance converges to Σ_T like 1/width"}
 LABELS = {"ntk_dist": "(a) |Θ̂₀ − Θ| / |Θ|", "ntk_change": "(b) |Θ̂_T − Θ̂₀| / |Θ̂₀|",
           "mean_gap": "(c) |E f_T − μ_T| / |μ_T|", "var_gap": "(c) |Var f_T − Σ_T| / |Σ_T|"}
 
@@ -125,7 +140,12 @@ def _run(p: dict, seed: int) -> dict:
     mu, var = pred.mean, pred.cov
     dev = ft_z - f_lin
     var_cv = var + ft_z.var(0) - f_lin.var(0)
+    # Monte Carlo noise levels on the gaps' scale: the mean's exact SE; the variance's by jackknife
+    jk = _loo_var(ft_z) - _loo_var(f_lin)                                       # (E, m)
+    jk_var = (members - 1) / members * ((jk - jk.mean(0)) ** 2).sum(0)
     return {
+        "mean_gap_se": float(torch.sqrt(dev.var(0).sum() / members) / torch.linalg.norm(mu)),
+        "var_gap_se": float(torch.sqrt(jk_var.sum()) / torch.linalg.norm(var)),
         "ntk_dist": float(np.mean([_rel(t, k_xx.ntk) for t in ntk0])),
         "ntk_change": float(np.mean([_rel(t1, t0) for t0, t1 in zip(ntk0, ntk_t)])),
         "mean_gap": float(torch.linalg.norm(dev.mean(0)) / torch.linalg.norm(mu)),
@@ -139,6 +159,14 @@ def _run(p: dict, seed: int) -> dict:
     }
 
 
+def _loo_var(x: torch.Tensor) -> torch.Tensor:
+    """(E, m) -> (E, m): the unbiased variance over members with member e left out, row e."""
+    e = x.shape[0]
+    s1, s2 = x.sum(0), (x * x).sum(0)
+    m = (s1 - x) / (e - 1)
+    return (s2 - x * x - (e - 1) * m * m) / (e - 2)
+
+
 def _slope(ws: np.ndarray, vals: np.ndarray) -> float:
     ok = np.isfinite(vals) & (vals > 0)
     if ok.sum() < 2:
@@ -146,15 +174,26 @@ def _slope(ws: np.ndarray, vals: np.ndarray) -> float:
     return float(np.polyfit(np.log(ws[ok]), np.log(vals[ok]), 1)[0])
 
 
-def _per_seed_slopes(cells, metric: str) -> list[float]:
-    seeds = sorted({c.seed for c in cells if c.status == "done"})
+def _per_seed(cells, metric: str) -> dict[int, dict[int, float]]:
+    """width -> {seed: value} over done cells with a finite value."""
+    out: dict[int, dict[int, float]] = {}
+    for c in cells:
+        v = c.metrics.get(metric)
+        if c.status == "done" and isinstance(v, (int, float)) and math.isfinite(v):
+            out.setdefault(int(c.params["width"]), {})[c.seed] = float(v)
+    return out
+
+
+def _per_seed_slopes(cells, metric: str, widths: list[int] | None = None) -> list[float]:
+    """One log-log slope per seed, over ``widths`` (default all) where the seed has a value."""
+    table = _per_seed(cells, metric)
+    widths = sorted(table) if widths is None else widths
     out = []
-    for s in seeds:
-        pts = sorted((c.params["width"], c.metrics.get(metric, math.nan)) for c in cells
-                     if c.status == "done" and c.seed == s)
+    for s in sorted({s for w in widths for s in table.get(w, {})}):
+        pts = [(w, table[w][s]) for w in widths if s in table.get(w, {})]
         if len(pts) >= 2:
             out.append(_slope(np.array([w for w, _ in pts], float), np.array([v for _, v in pts], float)))
-    return out
+    return [v for v in out if math.isfinite(v)]
 
 
 def _table(cells, metric: str):
@@ -165,29 +204,56 @@ def _table(cells, metric: str):
     return ws, np.array([v["mean"] for v in m]), np.array([v["lo"] for v in m]), np.array([v["hi"] for v in m])
 
 
+def _above_noise(cells, metric: str) -> list:
+    """Per width: the claim that the gap exceeds its Monte Carlo noise (gap² − se² > 0 over seeds)."""
+    gaps, ses = _per_seed(cells, metric), _per_seed(cells, metric + "_se")
+    claims = []
+    for w in sorted(gaps):
+        excess = [(gaps[w][s] ** 2 - ses[w][s] ** 2) for s in gaps[w] if s in ses.get(w, {})]
+        claims.append(from_values(f"{LABELS[metric]} exceeds its Monte Carlo noise at width {w}", excess, null=0.0,
+                                  effect="gap² − se² (the squared finite-width effect, bias-corrected)"))
+    return claims
+
+
+def _rate(cells, metric: str, widths: list[int], reason: str | None = None):
+    centre, band = RATES[metric]
+    text = f"{RATE_TEXT[metric]} (log-log slope {centre:g} ± {band:g})"
+    effect = f"per-seed log-log slope over widths {', '.join(map(str, widths)) or 'none'}"
+    if reason is None and len(widths) < 3:
+        reason = f"{len(widths)} widths; a slope needs at least 3"
+    if reason is not None:
+        return not_measured(text, reason, effect=effect, direction="within", null=centre, margin=band)
+    return from_values(text, _per_seed_slopes(cells, metric, widths), null=centre, effect=effect,
+                       direction="within", margin=band, subtract_null=False)
+
+
 def analyze(cells) -> Analysis:
-    findings, values = [], {}
-    for metric in METRICS + ("mean_gap_raw", "var_gap_raw"):
+    findings, values, claims = [], {}, []
+    for metric in METRICS + tuple(g + "_se" for g in GAPS) + ("mean_gap_raw", "var_gap_raw"):
         ws, mean, lo, hi = _table(cells, metric)
         if len(ws) < 2:
             continue
-        slope = _slope(ws, mean)
-        s_mean, s_lo, s_hi = mean_ci(_per_seed_slopes(cells, metric))
-        values[f"{metric}_slope"] = slope
-        values[f"{metric}_slope_ci"] = [s_lo, s_hi]
+        values[f"{metric}_slope"] = _slope(ws, mean)
         values[f"{metric}_by_width"] = {int(w): float(v) for w, v in zip(ws, mean)}
-        values[f"{metric}_ratio"] = float(mean[-1] / mean[0]) if mean[0] > 0 else math.nan
-        if metric in METRICS:
-            findings.append(
-                f"{LABELS[metric]}: {mean[0]:.3g} at width {int(ws[0])} -> {mean[-1]:.3g} "
-                f"(95% CI {lo[-1]:.3g}–{hi[-1]:.3g}) at width {int(ws[-1])}; log-log slope "
-                f"{slope:.2f} (per-seed 95% CI {s_lo:.2f} to {s_hi:.2f}; {THEORY[metric]}).")
-    if "mean_gap_raw_slope" in values:
-        findings.append(
-            "Without the control variate the ensemble-mean gap goes "
-            + ", ".join(f"{v:.3g} (width {w})" for w, v in values["mean_gap_raw_by_width"].items()) + " "
-            f"(slope {values['mean_gap_raw_slope']:.2f}): its Monte Carlo floor ~ 1/sqrt(members) hides the trend at large widths.")
-    return Analysis(findings=findings, values=values)
+        values[f"{metric}_ci_by_width"] = {int(w): [float(a), float(b)] for w, a, b in zip(ws, lo, hi)}
+    widths = sorted(_per_seed(cells, "ntk_dist"))
+    for metric in ("ntk_dist", "ntk_change"):
+        claims.append(_rate(cells, metric, widths))
+    for metric in GAPS:
+        noise = family(_above_noise(cells, metric), "holm")
+        claims += noise
+        above = [int(c.claim.rsplit(" ", 1)[1]) for c in noise if c.verdict == "supported"]
+        below = [int(c.claim.rsplit(" ", 1)[1]) for c in noise if c.verdict != "supported"]
+        reason = None
+        if below and len(above) < 3:
+            reason = (f"the gap is not above its Monte Carlo noise at width {', '.join(map(str, below))}, so a slope "
+                      f"there would measure the noise floor, not the finite-width effect")
+        claims.append(_rate(cells, metric, above if below else widths, reason))
+        if f"{metric}_by_width" in values and f"{metric}_se_by_width" in values:
+            g, se = values[f"{metric}_by_width"], values[f"{metric}_se_by_width"]
+            findings.append(f"{LABELS[metric]} by width (mean over seeds; Monte Carlo noise level in brackets): "
+                            + ", ".join(f"{w}: {g[w]:.3g} [{se[w]:.3g}]" for w in g if w in se) + ".")
+    return Analysis(findings=findings, values=values, claims=claims)
 
 
 def plot(cells, fig) -> None:
@@ -202,6 +268,12 @@ def plot(cells, fig) -> None:
             ok = mean > 0
             c = np.polyfit(np.log(ws[ok]), np.log(mean[ok]), 1)
             ax.plot(ws, np.exp(np.polyval(c, np.log(ws))), "--", label=f"fit slope {slope:.2f}")
+        if metric in GAPS:
+            ax.plot(ws, mean[0] * (ws / ws[0]) ** -1.0, ":", color="gray", label="1/width")
+            sw, se, _, _ = _table(cells, metric + "_se")
+            if len(sw):
+                ax.plot(sw, se, "x-", color="tab:red", lw=0.8, label="Monte Carlo noise level")
+        else:
             ax.plot(ws, mean[0] * (ws / ws[0]) ** -0.5, ":", color="gray", label="width^-1/2")
         ax.set(xscale="log", yscale="log", xlabel="width", title=LABELS[metric])
         ax.legend(fontsize=7)
@@ -227,7 +299,8 @@ EXPERIMENT = Experiment(
         Param("w_std", float, default=1.4142135623730951, low=0.1, help="weight standard deviation σ_w"),
         Param("b_std", float, default=0.1, low=0.0, help="bias standard deviation σ_b"),
     ),
-    run=run, analyze=analyze, plot=plot, seeds=3, quick_seeds=3, version=1, runtime="~1.5 min",
+    run=run, analyze=analyze, plot=plot, seeds=3, quick_seeds=3, version=2, runtime="~1.5 min",
     table_by=("width",),
-    table_metrics=("ntk_dist", "ntk_change", "mean_gap", "var_gap", "mean_gap_raw", "var_gap_raw", "train_loss"),
+    table_metrics=("ntk_dist", "ntk_change", "mean_gap", "mean_gap_se", "var_gap", "var_gap_se", "mean_gap_raw",
+                   "var_gap_raw", "train_loss"),
 )
