@@ -11,6 +11,15 @@ runs mlp, rf, ridge and samples. All arms sweep the same ``width`` list and
 ``sizes.py`` maps it to each arm's size (the rf, ridge and samples thresholds fall at
 the same width: 77 by default, 49 on --quick). Random features at the issue's noise levels:
 ``--set arm=rf,ridge --set noise=0,0.1,0.2``.
+
+Claims (``report.py``): per arm and noise level, "<metric> peaks at w = …", tested seed-paired
+against the lowest point on each side (``_fit/peaks.py``: intersection–union of two paired
+t-tests, Holm over the two comparisons; statistically indistinguishable neighbours are
+reported as a tie, "w ∈ {…}"); for the largest MLP, "test error rises after its minimum"
+over epochs. Each cell's seed drives independent streams (``petridish.seeding.sub_seed``) for
+the label noise, the initialization, the minibatch order and the random features. On --quick
+(n = 1000) the MLP's bump at the threshold is about +0.015, below what 3 seeds resolve: it is
+reported inconclusive, while the random-features arm's peak at p = n is significant.
 """
 from __future__ import annotations
 

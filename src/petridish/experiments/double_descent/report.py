@@ -20,7 +20,7 @@ X_LABEL = {"mlp": "hidden width w", "rf": "random features p", "ridge": "random 
            "samples": "training samples n", "epochs": "epoch"}
 Y_METRIC = {"samples": "excess_risk"}          # default: test_error
 PEAK_MARGIN = 0.01   # error-rate arms: a peak whose CI lies within ±1 point of test error is refuted
-BOUNDS = {"test_error": (0.0, 1.0), "train_error": (0.0, 1.0)}
+BOUNDS = {"test_error": (0.0, 1.0), "train_error": (0.0, 1.0), "excess_risk": (0.0, math.inf)}
 THRESHOLD_RULE = {"mlp": ", where parameters = n", "rf": ", p = n", "ridge": ", p = n",
                   "samples": ", n = d", "epochs": ""}
 
