@@ -11,7 +11,7 @@ from petridish.train.batches import steps_per_epoch
 from petridish.losses import NAMES as LOSSES, canonical
 from petridish.train.schedules import SCHEDULES
 
-OPTIMIZERS = ("sgd", "gd", "adam")
+OPTIMIZERS = ("sgd", "gd", "adam", "adagrad", "rmsprop")
 
 
 @dataclass(frozen=True)

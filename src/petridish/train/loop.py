@@ -28,9 +28,11 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, optimizer: str 
           eps: float = 1e-8) -> TrainResult:
     """Train ``model`` in place on (x, y) and return its history.
 
-    * optimizer: "sgd" (minibatch, torch.optim.SGD), "gd" (full-batch SGD) or "adam"
-      (torch.optim.Adam with ``betas``/``eps``); ``weight_decay`` is coupled L2 (added to
-      the gradient) and ``momentum`` is SGD's heavy-ball momentum (dampening 0).
+    * optimizer: "sgd" (minibatch, torch.optim.SGD), "gd" (full-batch SGD), "adam"
+      (torch.optim.Adam with ``betas``/``eps``), "adagrad" (torch.optim.Adagrad with ``eps``)
+      or "rmsprop" (torch.optim.RMSprop with alpha = ``betas[1]`` and ``eps``); ``weight_decay``
+      is coupled L2 (added to the gradient) and ``momentum`` is SGD's (and RMSProp's)
+      heavy-ball momentum (dampening 0); Adam and AdaGrad ignore it.
     * ``batch_size`` None = full batch; exactly one of ``steps``/``epochs``.
     * The minibatch order comes only from ``seed`` (see ``petridish.train.batches``).
     * ``schedule`` multiplies lr per update (see ``petridish.train.schedules``).
@@ -53,6 +55,11 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, optimizer: str 
     params = [p for p in model.parameters() if p.requires_grad]
     if cfg.optimizer == "adam":
         opt = torch.optim.Adam(params, lr=lr, betas=cfg.betas, eps=cfg.eps, weight_decay=weight_decay)
+    elif cfg.optimizer == "adagrad":
+        opt = torch.optim.Adagrad(params, lr=lr, eps=cfg.eps, weight_decay=weight_decay)
+    elif cfg.optimizer == "rmsprop":
+        opt = torch.optim.RMSprop(params, lr=lr, alpha=cfg.betas[1], eps=cfg.eps, momentum=momentum,
+                                  weight_decay=weight_decay)
     else:
         opt = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
     stream = batch_indices(x.shape[0], cfg.batch_size, seed)

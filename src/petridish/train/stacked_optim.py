@@ -1,7 +1,9 @@
-"""In-place SGD-momentum and Adam updates on stacked (K, ...) parameters.
+"""In-place SGD-momentum, Adam, AdaGrad and RMSProp updates on stacked (K, ...) parameters.
 
-Same arithmetic as torch.optim.SGD (dampening 0, no Nesterov, coupled weight decay)
-and torch.optim.Adam (bias-corrected, coupled weight decay), with per-member
+Same arithmetic as torch.optim.SGD (dampening 0, no Nesterov, coupled weight decay),
+torch.optim.Adam (bias-corrected, coupled weight decay), torch.optim.Adagrad (lr_decay 0,
+initial accumulator 0) and torch.optim.RMSprop (alpha = betas[1], not centered, optional
+momentum), with per-member
 hyperparameters given as (K,) tensors. Members whose ``active`` flag is False get a
 zero update and their (possibly NaN) gradients are zeroed first, so a diverged member
 never changes and never leaks into another.
@@ -27,10 +29,10 @@ class StackedOptimizer:
         self.wd = weight_decay.to(dtype)
         self.use_wd = bool((weight_decay != 0).any())
         self.mom = momentum.to(dtype)
-        self.use_mom = kind != "adam" and bool((momentum != 0).any())
+        self.use_mom = kind in ("sgd", "gd", "rmsprop") and bool((momentum != 0).any())
         self.betas, self.eps, self.t = betas, eps, 0
         self.state1 = [torch.zeros_like(p) for p in params] if (self.use_mom or kind == "adam") else None
-        self.state2 = [torch.zeros_like(p) for p in params] if kind == "adam" else None
+        self.state2 = [torch.zeros_like(p) for p in params] if kind in ("adam", "adagrad", "rmsprop") else None
         self._wd_views = [self.wd.view(self._shape(p)) for p in params]
         self._mom_views = [self.mom.view(self._shape(p)) for p in params]
         self._lr_mult, self._lr_views = None, []      # lr views cached per schedule multiplier
@@ -59,6 +61,23 @@ class StackedOptimizer:
             torch._foreach_add_(denom, self.eps)
             step = torch._foreach_mul(m, [lr / bc1 for lr in lr_v])
             torch._foreach_addcdiv_(self.params, step, denom, value=-1.0)
+            return
+        if self.kind in ("adagrad", "rmsprop"):
+            v = self.state2                                   # Σ g² (AdaGrad) or its EMA (RMSProp)
+            if self.kind == "adagrad":
+                torch._foreach_addcmul_(v, grads, grads)
+            else:
+                a = self.betas[1]
+                torch._foreach_mul_(v, a)
+                torch._foreach_addcmul_(v, grads, grads, value=1 - a)
+            denom = torch._foreach_sqrt(v)
+            torch._foreach_add_(denom, self.eps)
+            if self.use_mom:                                  # RMSProp: buf = μ·buf + g/denom
+                torch._foreach_mul_(self.state1, self._mom_views)
+                torch._foreach_addcdiv_(self.state1, grads, denom)
+                torch._foreach_addcmul_(self.params, self.state1, lr_v, value=-1.0)
+            else:
+                torch._foreach_addcmul_(self.params, torch._foreach_div(grads, denom), lr_v, value=-1.0)
             return
         if self.use_mom:
             torch._foreach_mul_(self.state1, self._mom_views)
