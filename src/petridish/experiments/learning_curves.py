@@ -331,6 +331,7 @@ EXPERIMENT = Experiment(
                    "largest n for the largest p"),
     ),
     run=run, run_group=run_group, group_by=("features", "n"), analyze=analyze, plot=plot,
-    seeds=5, quick_seeds=3, version=2, runtime="~35 s", bounds={"test_error": (0.0, 1.0), "train_error": (0.0, 1.0)},
+    seeds=5, quick_seeds=3, version=2, runtime="~35 s",
+    bounds={"test_error": (0.0, 1.0), "train_error": (0.0, 1.0)},
     table_by=("features", "arm", "n"), table_metrics=("test_error", "train_error"),
 )

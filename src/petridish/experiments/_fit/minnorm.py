@@ -1,6 +1,7 @@
 """The minimum-norm interpolator of Gaussian linear regression and its exact excess risk.
 
-Design x ~ N(0, Σ) with Σ = diag(λ) (p,) (``petridish.data.gaussian_design``), response y = xᵀβ + σ·ξ, ξ ~ N(0, 1), p > n.
+Design x ~ N(0, Σ) with Σ = diag(λ) (p,) (drawn by ``petridish.data.gaussian_design``),
+response y = xᵀβ + σ·ξ, ξ ~ N(0, 1), p > n.
 β̂ = Xᵀ(XXᵀ)⁻¹y interpolates the n training points with the smallest ‖β̂‖₂.
 Excess risk E_x[(xᵀ(β̂ − β))²] = (β̂ − β)ᵀΣ(β̂ − β) is exact given Σ (no test sample).
 """
