@@ -5,8 +5,11 @@ Wilson (2020) "Rethinking parameter counting in deep models: effective dimension
 
 One cell = one width and one seed, two models:
 * MLP arm: a 40 → width → 10 ReLU MLP trained on MNIST-1D (SGD + momentum, cross-entropy);
-  at the end of training, the top-k eigenvalues λ_i of the Hessian of the mean training loss
-  (Lanczos on Hessian-vector products) give N_eff(z) = Σ λ_i / (λ_i + z).
+  at the end of training, N_eff(z) = Σ λ_i / (λ_i + z) over ALL eigenvalues of the Hessian of
+  the mean training loss: the top k by Lanczos on Hessian-vector products, the rest by
+  stochastic Lanczos quadrature on the deflated Hessian (``instruments.neff_spectrum``). The
+  top-k sum alone is <= k by construction (the quick width-256 model: 8.7 at k = 20 of a
+  whole-spectrum 36); ``neff_topk`` keeps it, and the figure plots it against k.
 * Random-features arm: ridge regression of one-hot labels on F ≈ params / 10 fixed ReLU
   features (so both arms have about the same number of trained parameters at each width);
   its effective degrees of freedom are tr(S), S = Φ(ΦᵀΦ + λI)⁻¹Φᵀ = Σ s²/(s² + λ) (SVD of Φ).
@@ -14,6 +17,12 @@ One cell = one width and one seed, two models:
   of the mean loss is I_10 ⊗ ΦᵀΦ/n, so N_eff(z = λ/n) = 10 · tr(S).
 A linear ridge fit on the 40 raw inputs gives a reference: tr(S) <= 41 whatever λ.
 Seeds of one width train together as one vectorized ensemble (``run_group``).
+
+Claims: N_eff grows with the parameter count; which count (MLP parameters, N_eff, RF parameters,
+tr(S)) tracks test error (Spearman ρ over the pooled cells, seeds × widths, one-sided
+permutation p, Holm over the four); N_eff falls past the interpolation width (seed-paired);
+N_eff is below 1% of the parameters at the largest width; the eigenvalues beyond the top k add
+less than 10% to N_eff (the honest form of the old "truncation is small").
 """
 from __future__ import annotations
 
@@ -21,12 +30,15 @@ import math
 
 import numpy as np
 import torch
-from scipy import stats as st
 
 from petridish.data import label_noise as add_label_noise
 from petridish.data import mnist1d
-from petridish.instruments import effective_dimension, ridge_dof, top_eigenvalues
+from petridish.instruments import ridge_dof
+from petridish.instruments.neff_spectrum import neff_full_spectrum, neff_terms
 from petridish.lab import Analysis, Experiment, Param, aggregate, row_means
+from petridish.lab.claims import family, from_correlation, from_difference, from_values, not_measured
+from petridish.lab.paired import pair_by_seed, paired_difference
+from petridish.lab.ranks import RankCorrelation, rank_correlation
 from petridish.train import train_ensemble
 
 WIDTHS = [4, 8, 16, 32, 64, 128, 256, 512, 1024]
@@ -34,6 +46,10 @@ QUICK_WIDTHS = [4, 16, 64, 256]
 CLASSES = 10
 INTERPOLATES = 0.01   # training error at or below this counts as interpolation
 LANCZOS_TOL = 1e-3    # relative Ritz residual; eigenvalue errors are ~ its square
+N_PROBES = 20         # SLQ probes for the spectrum beyond the top k (SE ~ 1-2% of N_eff)
+SLQ_ITERS = 20        # Lanczos steps per probe: f = λ/(λ+z) is smooth, 10 already give 4 digits
+SMALL_FRACTION = 0.01     # claim: N_eff is below 1% of the parameter count at the largest width
+TRUNCATION_SHARE = 0.10   # claim: the eigenvalues beyond the top k add less than 10% to N_eff
 
 
 def _data(p: dict):
@@ -44,12 +60,14 @@ def _data(p: dict):
 
 
 def hessian_neff(model, x, y, *, k: int, z: float, seed: int) -> dict:
-    """N_eff(z) from the top-k eigenvalues of the mean cross-entropy Hessian at ``model``."""
-    p = sum(q.numel() for q in model.parameters())
-    res = top_eigenvalues(model, x, y, k=min(k, p), seed=seed, tol=LANCZOS_TOL)
-    lam = res.eigenvalues
-    return {"neff": effective_dimension(lam, z), "hessian_top": float(lam[0]), "hessian_kth": float(lam[-1]),
-            "lanczos_iterations": res.iterations, "lanczos_converged": bool(res.converged),
+    """N_eff(z) of the mean cross-entropy Hessian at ``model`` over its whole spectrum (top-k
+    Lanczos eigenvalues + stochastic Lanczos quadrature of the rest), and the top-k-only sum."""
+    e = neff_full_spectrum(model, x, y, z=z, k=k, n_probes=N_PROBES, iters=SLQ_ITERS, seed=seed, tol=LANCZOS_TOL)
+    lam = e.eigenvalues
+    return {"neff": e.neff, "neff_se": e.stderr, "neff_topk": e.top, "neff_remainder": e.remainder,
+            "hessian_trace": e.trace, "hessian_trace_se": e.trace_stderr,
+            "hessian_top": float(lam[0]), "hessian_kth": float(lam[-1]),
+            "lanczos_iterations": e.lanczos_iterations, "lanczos_converged": bool(e.converged),
             "hessian_eigenvalues": [float(v) for v in lam]}
 
 
@@ -87,14 +105,20 @@ def rf_features_for(width: int, d_in: int = 40) -> int:
     return max(1, round(((d_in + 1) * width + (width + 1) * CLASSES) / CLASSES) - 1)
 
 
-def run_group(params_list: list[dict], seeds: list[int]) -> list[dict]:
-    """Cells that share every parameter (only seeds differ): MLPs trained as one ensemble."""
-    p = params_list[0]
+def train_mlps(p: dict, seeds: list[int]):
+    """(dataset, EnsembleResult): the MLP arm of ``p``, one member per seed, trained together."""
     ds = _data(p)
     res = train_ensemble("mlp", ds.x_train, ds.y_train, seeds=list(seeds), lr=p["lr"], momentum=p["momentum"],
                          batch_size=p["batch_size"], epochs=p["epochs"],
                          model_kwargs={"width": p["width"], "depth": 1, "d_out": CLASSES},
                          eval_sets={"train": (ds.x_train, ds.y_train), "test": (ds.x_test, ds.y_test)})
+    return ds, res
+
+
+def run_group(params_list: list[dict], seeds: list[int]) -> list[dict]:
+    """Cells that share every parameter (only seeds differ): MLPs trained as one ensemble."""
+    p = params_list[0]
+    ds, res = train_mlps(p, seeds)
     ones = lambda x: torch.cat([x.double(), torch.ones(x.shape[0], 1, dtype=torch.float64)], 1)  # noqa: E731
     linear = ridge_arm(ones(ds.x_train), ones(ds.x_test), ds, p["ridge"])
     n_feat = rf_features_for(p["width"], ds.x_train.shape[1])
@@ -120,89 +144,100 @@ def run(p: dict, seed: int) -> dict:
 
 
 def _rows(cells) -> list[dict]:
-    rows = aggregate(cells, by=["width"])
+    rows = aggregate(cells, by=["width"], bounds=EXPERIMENT.bounds)
     return sorted([r for r in rows if "neff" in r["metrics"]], key=lambda r: r["params"]["width"])
 
 
-def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman ρ over the finite pairs (NaN with < 3 pairs or a constant side)."""
-    ok = np.isfinite(a) & np.isfinite(b)
-    if ok.sum() < 3 or np.ptp(a[ok]) == 0 or np.ptp(b[ok]) == 0:
-        return math.nan
-    return float(st.spearmanr(a[ok], b[ok]).statistic)
+def _done(cells) -> list:
+    return [c for c in cells if c.status == "done" and "neff" in c.metrics]
 
 
-def rank_correlations(rows) -> dict[str, float]:
-    """Spearman ρ of per-width means with test error: MLP params and N_eff (all widths, and the
-    widths that interpolate), random-features params and tr(S)."""
-    te, tr = row_means(rows, "test_error"), row_means(rows, "train_error")
-    fit = tr <= INTERPOLATES
-    rf_te = row_means(rows, "rf_test_error")
-    return {
-        "params": spearman(row_means(rows, "params"), te),
-        "neff": spearman(row_means(rows, "neff"), te),
-        "params_interpolating": spearman(row_means(rows, "params")[fit], te[fit]),
-        "neff_interpolating": spearman(row_means(rows, "neff")[fit], te[fit]),
-        "rf_params": spearman(row_means(rows, "rf_params"), rf_te),
-        "rf_dof": spearman(row_means(rows, "rf_dof"), rf_te),
-    }
+def _points(cells, a: str, b: str) -> tuple[np.ndarray, np.ndarray]:
+    """(a, b) of every finished cell: seeds × widths pooled, one point per trained network."""
+    sel = _done(cells)
+    return (np.array([float(c.metrics.get(a, math.nan)) for c in sel]),
+            np.array([float(c.metrics.get(b, math.nan)) for c in sel]))
 
 
-def _mlp_findings(rows, values) -> list[str]:
-    w = [r["params"]["width"] for r in rows]
-    ne, npar, te, tr = (row_means(rows, n) for n in ("neff", "params", "test_error", "train_error"))
-    i = int(np.nanargmax(ne))
-    fit = [j for j, e in enumerate(tr) if e <= INTERPOLATES]
-    values.update(neff=ne.tolist(), params=npar.tolist(), test_error=te.tolist(), train_error=tr.tolist(),
-                  neff_peak_width=w[i], neff_peak=float(ne[i]), neff_at_largest=float(ne[-1]),
-                  neff_fraction_at_largest=float(ne[-1] / npar[-1]),
-                  interpolation_width=w[fit[0]] if fit else None)
-    out = [f"MLP: N_eff peaks at {ne[i]:.1f} at width {w[i]} and is {ne[-1]:.1f} at width {w[-1]} "
-           f"({100 * ne[-1] / ne[i]:.0f}% of its peak), while the parameter count grows "
-           f"{npar[-1] / npar[i]:.0f}-fold to {npar[-1]:.0f}: at the largest width N_eff is "
-           f"{100 * ne[-1] / npar[-1]:.2f}% of the parameter count."]
-    if fit:
-        last = f"; {100 * te[-1]:.1f}% at width {w[-1]}." if fit[0] < len(w) - 1 else "."
-        out.append(f"Training error reaches {100 * tr[fit[0]]:.1f}% at width {w[fit[0]]}, where test error is "
-                   f"{100 * te[fit[0]]:.1f}%" + last)
-    else:
-        out.append(f"No width reached training error <= {100 * INTERPOLATES:.0f}% (lowest {100 * np.nanmin(tr):.1f}%).")
+# (x metric, y metric, claim); x "tracks" y = Spearman ρ > 0 over the pooled cells
+TRACKING = (("params", "test_error", "the MLP's parameter count tracks its test error"),
+            ("neff", "test_error", "the MLP's N_eff tracks its test error"),
+            ("rf_params", "rf_test_error", "the random-features parameter count tracks its test error"),
+            ("rf_dof", "rf_test_error", "the random-features tr(S) tracks its test error"))
+
+
+def rank_correlations(cells) -> dict[str, RankCorrelation]:
+    """Spearman ρ over the pooled cells (seeds × widths: 12 points in the quick run, 27 by
+    default), one-sided permutation p: N_eff against the parameter count, and each count
+    against test error. Four per-width means could never reach p <= 0.05."""
+    out = {"neff_vs_params": rank_correlation(*_points(cells, "params", "neff"), alternative="greater")}
+    for x, y, _ in TRACKING:
+        out[x] = rank_correlation(*_points(cells, x, y), alternative="greater")
     return out
 
 
-def _rf_findings(rows, values, n_train: int) -> list[str]:
-    f, dof, npar, te = (row_means(rows, n) for n in ("rf_features", "rf_dof", "rf_params", "rf_test_error"))
-    j = int(np.nanargmax(te))
-    lin = row_means(rows, "linear_dof")
-    values.update(rf_features=f.tolist(), rf_dof=dof.tolist(), rf_params=npar.tolist(), rf_test_error=te.tolist(),
-                  rf_dof_at_largest=float(dof[-1]), linear_dof=float(lin[0]))
-    return [f"Random-features ridge: tr(S) goes from {dof[0]:.1f} to {dof[-1]:.1f} (of n = {n_train}) while the "
-            f"parameters grow {npar[-1] / npar[0]:.0f}-fold to {npar[-1]:.0f}; its test error peaks at "
-            f"{100 * te[j]:.1f}% with {f[j]:.0f} features. Linear ridge on the 40 raw inputs: tr(S) = {lin[0]:.1f} "
-            f"of {row_means(rows, 'linear_params')[0] / CLASSES:.0f} parameters per class."]
+def _by_seed(cells, width: int, fn) -> dict[int, float]:
+    return {c.seed: float(fn(c.metrics)) for c in _done(cells) if c.params["width"] == width}
+
+
+def _claims(cells, rows, values: dict) -> list:
+    widths = [r["params"]["width"] for r in rows]
+    w1 = widths[-1]
+    k = next(c.params["k"] for c in _done(cells))
+    corr = rank_correlations(cells)
+    values["correlations"] = {n: {"spearman": rc.estimate, "ci": list(rc.ci) if rc.ci else None, "p": rc.p,
+                                  "n_points": rc.n, "reason": rc.reason} for n, rc in corr.items()}
+    unit = "Spearman ρ over trained networks (seeds × widths pooled)"
+    claims = [from_correlation("N_eff grows with the parameter count", corr["neff_vs_params"], direction="greater",
+                               effect=unit)]
+    claims += family([from_correlation(text, corr[x], direction="greater", effect=unit) for x, _, text in TRACKING],
+                     "holm")
+    tr = row_means(rows, "train_error")
+    fit = [i for i, e in enumerate(tr) if e <= INTERPOLATES]
+    if fit and fit[0] < len(widths) - 1:
+        w0 = widths[fit[0]]
+        d = paired_difference(*pair_by_seed(_by_seed(cells, w1, lambda m: m["neff"]),
+                                            _by_seed(cells, w0, lambda m: m["neff"])))
+        claims.append(from_difference(f"N_eff falls from the interpolation width {w0} to width {w1}", d,
+                                      effect=f"N_eff at width {w1} minus at width {w0}", direction="less"))
+    else:
+        claims.append(not_measured("N_eff falls past the interpolation width",
+                                   f"no width below the largest reached mean training error <= "
+                                   f"{100 * INTERPOLATES:.0f}% (lowest {100 * np.nanmin(tr):.1f}%)"))
+    claims.append(from_values(f"N_eff is below {100 * SMALL_FRACTION:g}% of the parameter count at width {w1}",
+                              _by_seed(cells, w1, lambda m: m["neff"] / m["params"]).values(), null=SMALL_FRACTION,
+                              direction="less", subtract_null=False, effect="N_eff / parameter count"))
+    claims.append(from_values(f"the eigenvalues beyond the top {k} add less than {100 * TRUNCATION_SHARE:g}% to "
+                              f"N_eff at width {w1}",
+                              _by_seed(cells, w1, lambda m: m["neff_remainder"] / m["neff"]).values(),
+                              null=TRUNCATION_SHARE, direction="less", subtract_null=False,
+                              effect=f"share of N_eff beyond the top {k} (stochastic Lanczos quadrature)"))
+    return claims
 
 
 def analyze(cells) -> Analysis:
     rows = _rows(cells)
     if not rows:
         return Analysis(["No finished cells."], {})
-    values: dict = {"widths": [r["params"]["width"] for r in rows]}
-    n_train = next(c.params["n_train"] for c in cells)
-    findings = _mlp_findings(rows, values) + _rf_findings(rows, values, n_train)
-    corr = rank_correlations(rows)
-    values["correlations"] = corr
-    r = {k: "n/a" if math.isnan(v) else f"{v:+.2f}" for k, v in corr.items()}
-    findings.append(
-        f"Spearman ρ with test error across {len(rows)} widths: MLP parameter count {r['params']}, "
-        f"N_eff {r['neff']}; over the interpolating widths only (needs >= 3): parameter count "
-        f"{r['params_interpolating']}, N_eff {r['neff_interpolating']}. Random features: "
-        f"parameter count {r['rf_params']}, tr(S) {r['rf_dof']}. A capacity measure that explained "
-        f"generalization would have ρ near +1.")
-    kth = row_means(rows, "hessian_kth")
-    z = next(c.params["z"] for c in cells)
-    findings.append(f"Truncation: the k-th Hessian eigenvalue is at most {np.nanmax(kth) / z:.2f}·z, so each "
-                    f"eigenvalue beyond the top k adds less than {np.nanmax(kth) / (np.nanmax(kth) + z):.2f} to N_eff.")
-    return Analysis(findings, values)
+    widths = [r["params"]["width"] for r in rows]
+    ne, npar, te, tr = (row_means(rows, n) for n in ("neff", "params", "test_error", "train_error"))
+    values: dict = {"widths": widths, "neff": ne.tolist(), "neff_topk": row_means(rows, "neff_topk").tolist(),
+                    "neff_se": row_means(rows, "neff_se").tolist(), "params": npar.tolist(),
+                    "test_error": te.tolist(), "train_error": tr.tolist(),
+                    "hessian_trace": row_means(rows, "hessian_trace").tolist(),
+                    "neff_at_largest": float(ne[-1]), "neff_fraction_at_largest": float(ne[-1] / npar[-1])}
+    for name in ("rf_features", "rf_dof", "rf_params", "rf_test_error"):
+        values[name] = row_means(rows, name).tolist()
+    values["rf_dof_at_largest"] = float(values["rf_dof"][-1])
+    values["linear_dof"] = float(row_means(rows, "linear_dof")[0])
+    fit = [w for w, e in zip(widths, tr) if e <= INTERPOLATES]
+    values["interpolation_width"] = fit[0] if fit else None
+    c0 = _done(cells)[0]
+    setup = [f"N_eff(z = {c0.params['z']:g}) = Σ λ/(λ+z) over the whole Hessian spectrum: the top "
+             f"{c0.params['k']} eigenvalues by Lanczos plus the rest by stochastic Lanczos quadrature "
+             f"({N_PROBES} deflated probes, {SLQ_ITERS} steps); ρ over {len(_done(cells))} trained networks "
+             f"({len(widths)} widths × seeds)."]
+    return Analysis(setup, values, _claims(cells, rows, values))
 
 
 def _band(ax, x, rows, name, color, label, ls="-"):
@@ -232,7 +267,8 @@ def plot(cells, fig) -> None:
                 va="top", fontsize=7, color="grey")
     ax.legend(fontsize=7)
     ax = axes[1]
-    _band(ax, w, rows, "neff", "C2", "N_eff (Hessian, top k)")
+    _band(ax, w, rows, "neff", "C2", "N_eff (whole spectrum)")
+    _band(ax, w, rows, "neff_topk", "C2", "top-k eigenvalues only", ls=":")
     ax.set(xscale="log", xlabel="MLP width", ylabel="N_eff = Σ λ/(λ+z)", title="MLP: effective vs raw parameters")
     ax2 = ax.twinx()
     ax2.plot(w, row_means(rows, "params"), "--", color="grey", label="parameter count")
@@ -249,22 +285,28 @@ def plot(cells, fig) -> None:
     ax.set(xscale="log", yscale="log", xlabel="random features F", ylabel="degrees of freedom",
            title="Ridge smoothers: tr(S) saturates")
     ax.legend(fontsize=7)
-    _corr_bars(axes[3], rank_correlations(rows))
+    _neff_vs_k(axes[3], cells, rows)
     fig.tight_layout()
 
 
-def _corr_bars(ax, corr) -> None:
-    labels = {"params": "MLP params", "neff": "MLP N_eff", "params_interpolating": "MLP params\n(interp.)",
-              "neff_interpolating": "MLP N_eff\n(interp.)", "rf_params": "RF params", "rf_dof": "RF tr(S)"}
-    vals = [corr[k] for k in labels]
-    colors = ["grey" if "params" in k else "C2" for k in labels]
-    ax.bar(range(len(vals)), np.nan_to_num(vals), color=colors)
-    for i, v in enumerate(vals):
-        ax.text(i, 0.05 if math.isnan(v) or v < 0 else v + 0.03, "n/a" if math.isnan(v) else f"{v:+.2f}",
-                ha="center", va="bottom", fontsize=7)
-    ax.set_xticks(range(len(vals)), list(labels.values()), fontsize=7)
-    ax.axhline(0, color="k", lw=0.8)
-    ax.set(ylim=(-1.05, 1.05), ylabel="Spearman ρ with test error", title="Which count tracks test error?")
+def _neff_vs_k(ax, cells, rows) -> None:
+    """Per width: the top-j sum Σ_{i<=j} λ_i/(λ_i+z) against j (mean over seeds; <= j by
+    construction), and the whole-spectrum N_eff (dashed, ± 2 SE of the quadrature) it should reach."""
+    z = next(c.params["z"] for c in _done(cells))
+    for i, r in enumerate(rows):
+        w = r["params"]["width"]
+        eig = [c.metrics["hessian_eigenvalues"] for c in _done(cells) if c.params["width"] == w]
+        k = min(len(e) for e in eig)
+        partial = np.mean([np.cumsum(neff_terms(torch.tensor(e[:k]), z).numpy()) for e in eig], axis=0)
+        color = f"C{i % 10}"
+        ax.plot(np.arange(1, k + 1), partial, color=color, lw=1.2, label=f"w = {w}")
+        full, se = r["metrics"]["neff"]["mean"], row_means([r], "neff_se")[0]
+        ax.axhline(full, color=color, ls="--", lw=0.8)
+        ax.axhspan(full - 2 * se, full + 2 * se, color=color, alpha=0.1)
+    ax.plot([1, k], [1, k], ":", color="grey", lw=0.8, label="N_eff = k (the bound)")
+    ax.set(xlabel="top-k eigenvalues summed", ylabel="N_eff", yscale="log",
+           title="N_eff against k (dashed: whole spectrum)")
+    ax.legend(fontsize=6, ncol=2)
 
 
 EXPERIMENT = Experiment(
@@ -296,7 +338,9 @@ EXPERIMENT = Experiment(
     run=run, run_group=run_group,
     group_by=("n_train", "n_test", "label_noise", "epochs", "lr", "momentum", "batch_size", "k", "z", "ridge",
               "width"),
-    analyze=analyze, plot=plot, seeds=3, quick_seeds=3, version=1, runtime="~45 s",
+    analyze=analyze, plot=plot, seeds=3, quick_seeds=3, version=2, runtime="~45 s",
+    bounds={"train_error": (0.0, 1.0), "test_error": (0.0, 1.0), "rf_train_error": (0.0, 1.0),
+            "rf_test_error": (0.0, 1.0)},
     table_by=("width",),
     table_metrics=("params", "neff", "train_error", "test_error", "rf_params", "rf_dof", "rf_test_error"),
 )
