@@ -81,7 +81,9 @@ def cluster(request):
     (home / ".ray" / "auth_token").write_text(secrets.token_hex(32))     # as `ray get-auth-token --generate`
     port, log = _free_port(), open(home / "head.log", "w+")
     env = {**{k: v for k, v in os.environ.items() if k not in RAY_ENV}, "HOME": str(home), "RAY_AUTH_MODE": "token"}
-    proc = subprocess.Popen([str(BIN / "ray"), "start", "--head", f"--port={port}", "--num-cpus=2",
+    # ports that Ray fixes by default (10001, 52365) would collide with another Ray on this machine
+    fixed = [f"--{opt}={_free_port()}" for opt in ("ray-client-server-port", "dashboard-agent-listen-port")]
+    proc = subprocess.Popen([str(BIN / "ray"), "start", "--head", f"--port={port}", "--num-cpus=2", *fixed,
                              "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}", "--block"],
                             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     c = Cluster(f"127.0.0.1:{port}", home, proc)
