@@ -1,30 +1,4 @@
-"""The executor contract, written once; every backend (in-process, process pool, Ray) keeps it.
-
-``submit(task) -> ticket`` hands a task over and returns at once with a ticket (an
-int, unique per executor). ``wait() -> [(ticket, cells)]`` blocks until at least one
-submitted task is finished and returns every finished one, each with its list of
-``Cell`` records (one per cell of the task, in the task's order); it returns ``[]``
-when nothing is in flight. ``run(tasks)`` feeds tasks through ``submit``/``wait``,
-keeping at most ``2 × workers`` in flight, and yields ``(task, cells)`` as each lands.
-
-* An executor never writes the store: the driver commits each returned list before
-  it waits again, so a crash loses at most the tasks in flight.
-* Each task runs with one thread (``run_task``), so a cell's bits do not depend on the
-  executor or on how many workers share the machine.
-* An exception raised by the experiment is not retried: ``run_task`` turns it into
-  ``failed`` cells. An error outside the experiment (a task that cannot be pickled)
-  gives ``failed`` cells at once.
-* A task whose worker dies (killed process, lost node) is run again, at most
-  ``max_retries`` times (2 by default); then its cells come back ``failed`` with
-  "worker died N times". A process pool loses every task in flight when one worker
-  dies: each of them counts one attempt.
-* ``close()`` cancels what is in flight and releases the workers; it is safe to call
-  twice, and executors are context managers.
-
-Backends implement two hooks: ``_start(ticket, task)`` and ``_collect()``, which blocks
-until at least one started task ends and returns ``[(ticket, cells or WorkerDied)]``.
-Retries live here, once.
-"""
+"""Executors: the abstract class, whose docstring is the contract every backend keeps."""
 from __future__ import annotations
 
 import itertools
@@ -41,6 +15,34 @@ class WorkerDied(Exception):
 
 
 class Executor(ABC):
+    """The executor contract, written once; every backend (in-process, process pool, Ray) keeps it.
+
+    ``submit(task) -> ticket`` hands a task over and returns a ticket (an int, unique per
+    executor); pools return at once, the in-process executor runs the task first. ``wait() -> [(ticket, cells)]`` blocks until at least one
+    submitted task is finished and returns every finished one, each with its list of
+    ``Cell`` records (one per cell of the task, in the task's order); it returns ``[]``
+    when nothing is in flight. ``run(tasks)`` feeds tasks through ``submit``/``wait``,
+    keeping at most ``2 × workers`` in flight, and yields ``(task, cells)`` as each lands.
+
+    * An executor never writes the store: the driver commits each returned list before
+      it waits again, so a crash loses at most the tasks in flight.
+    * Each task runs with one thread (``run_task``), so a cell's bits do not depend on the
+      executor or on how many workers share the machine.
+    * An exception raised by the experiment is not retried: ``run_task`` turns it into
+      ``failed`` cells. An error outside the experiment (a task that cannot be pickled)
+      gives ``failed`` cells at once.
+    * A task whose worker dies (killed process, lost node) is run again, at most
+      ``max_retries`` times (2 by default); then its cells come back ``failed`` with
+      "worker died N times". A process pool loses every task in flight when one worker
+      dies: each of them counts one attempt.
+    * ``close()`` cancels what is in flight and releases the workers; it is safe to call
+      twice, and executors are context managers.
+
+    Backends implement two hooks: ``_start(ticket, task)`` and ``_collect()``, which blocks
+    until at least one started task ends and returns ``[(ticket, cells or WorkerDied)]``.
+    Retries live here, once.
+    """
+
     name: str = "?"
     workers: int = 1
     max_retries: int = 2
