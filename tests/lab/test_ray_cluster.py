@@ -201,3 +201,21 @@ def test_connection_failures_are_one_line_that_says_what_to_check(cluster, tmp_p
     # --debug shows Ray's own traceback
     r = petridish("--debug", *run, "--address", closed, env=cluster.env(), timeout=60)
     assert r.returncode != 0 and "Traceback" in r.stderr
+
+
+def test_the_token_is_found_where_ray_looks_for_it_and_an_explicit_mode_is_kept(tmp_path, monkeypatch):
+    from petridish.lab.executors.ray_connect import enable_token_auth, token_source
+    for k in RAY_ENV:
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert token_source() is None
+    (tmp_path / ".ray").mkdir()
+    (tmp_path / ".ray" / "auth_token").write_text("a" * 64)
+    assert token_source() == str(tmp_path / ".ray" / "auth_token")
+    (tmp_path / "other").write_text("b" * 64)
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(tmp_path / "other"))
+    assert token_source() == str(tmp_path / "other")
+    monkeypatch.setenv("RAY_AUTH_TOKEN", "c" * 64)
+    assert token_source() == "RAY_AUTH_TOKEN"                   # Ray's order: variable, path, ~/.ray file
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    assert enable_token_auth() == "RAY_AUTH_TOKEN" and os.environ["RAY_AUTH_MODE"] == "disabled"
