@@ -1,14 +1,18 @@
 """The catalogue. Every module here that defines ``EXPERIMENT`` is an experiment.
 
-Adding an experiment means adding one module; nothing else needs editing.
+Adding an experiment means adding one module; nothing else needs editing. The lab finds the
+catalogue through the ``petridish.experiments`` entry point (pyproject.toml), which names
+``catalogue`` below; ``get`` is the lab registry's look-up.
 """
 from __future__ import annotations
 
 import importlib
 import pkgutil
 
-from petridish.errors import PetridishError
 from petridish.lab.experiment import Experiment
+from petridish.lab.registry import get
+
+__all__ = ["catalogue", "get"]
 
 
 def catalogue() -> dict[str, Experiment]:
@@ -22,10 +26,3 @@ def catalogue() -> dict[str, Experiment]:
             found[exp.name] = exp
     return found
 
-
-def get(name: str) -> Experiment:
-    cat = catalogue()
-    if name not in cat:
-        raise PetridishError(
-            f"Unknown experiment '{name}'. Allowed: {', '.join(sorted(cat))}. Run 'petridish list' to see them.")
-    return cat[name]
