@@ -9,6 +9,7 @@ report their commits through SQLAlchemy events (``watch``), which bump one versi
 from __future__ import annotations
 
 import json
+import re
 import threading
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ from petridish.ctf.db import LadderState, Task, utcnow
 from petridish.ctf.views import public_leaderboard, task_dict
 
 WATCHED = (LadderState, Task)
+BOARD_PATH = re.compile(r"/(api/)?tasks/([a-z0-9][a-z0-9_-]{0,63})/leaderboard")
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,25 @@ class BoardCache:
         if len(self._entries) > 10_000:      # many tasks: start over rather than grow
             self._entries.clear()
         self._entries[key] = rendered
+
+
+class FastBoards:
+    """ASGI layer: a GET of a public board that is in the cache is answered here, without routing
+    (a third of the server's time per request); a miss falls through to the routes, which render."""
+
+    def __init__(self, app, boards: BoardCache):
+        self.app, self.boards = app, boards
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["method"] == "GET":
+            m = BOARD_PATH.fullmatch(scope["path"])
+            hit = m and self.boards.get(("json" if m.group(1) else "html", m.group(2)))
+            if hit:
+                await send({"type": "http.response.start", "status": 200, "headers": [
+                    (b"content-type", hit.media_type.encode()), (b"content-length", b"%d" % len(hit.body))]})
+                await send({"type": "http.response.body", "body": hit.body})
+                return
+        await self.app(scope, receive, send)
 
 
 async def serve(request: Request, kind: str, name: str) -> Response:

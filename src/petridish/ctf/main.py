@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from petridish.ctf.board import BoardCache
+from petridish.ctf.board import BoardCache, FastBoards
 from petridish.ctf.db import default_url, make_engine, make_sessionmaker
 from petridish.ctf.intake import Intake
 from petridish.ctf.routers import admin, competitors, leaderboard, pages, registration, submissions, tasks
@@ -58,7 +58,8 @@ def create_app(settings: Settings) -> FastAPI:
     for module in (tasks, competitors, registration, submissions, leaderboard, admin, pages):
         app.include_router(module.router)
     _error_handlers(app)
-    app.add_middleware(Hardening, settings=settings)   # headers, Origin check, body caps and deadline
+    app.add_middleware(FastBoards, boards=boards)      # cached boards without routing
+    app.add_middleware(Hardening, settings=settings)   # (outermost) headers, Origin check, body caps, deadline
     return app
 
 
