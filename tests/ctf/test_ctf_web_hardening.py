@@ -242,6 +242,10 @@ def test_board_cache_is_invalidated_by_releases_and_task_changes(client):
     wait_scored(client, alice, 1)
     rows = client.get("/api/tasks/toy/leaderboard").json()["rows"]
     assert [(r["competitor"], r["score"]) for r in rows] == [("alice", 1.0)]
+    rendered = client.app.state.boards.get(("json", "toy"))
+    for _ in range(20):                                      # rendered once per change
+        client.get("/api/tasks/toy/leaderboard")
+    assert client.app.state.boards.get(("json", "toy")) is rendered
     assert "alice" in client.get("/tasks/toy/leaderboard").text
     client.patch("/api/admin/tasks/toy", headers=ADMIN_H, json={"description": "changed"})
     assert client.get("/api/tasks/toy/leaderboard").json()["task"]["description"] == "changed"
