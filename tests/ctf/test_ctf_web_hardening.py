@@ -302,6 +302,21 @@ def test_upload_bodies_are_not_read_before_auth_and_limits(hardened_server):
             pass                               # the server answered and closed
         assert s.recv(4096).startswith(b"HTTP/1.1 401")
     assert sum(p.stat().st_size for p in srv.spool.rglob("*") if p.is_file()) == 0
+    # with a token and no declared length (chunked), the body is cut off at the cap as it streams
+    with srv.http() as h:
+        bob = h.post("/api/competitors", json={"name": "bob"}).json()["token"]
+    preamble = b'--b\r\nContent-Disposition: form-data; name="file"; filename="m"\r\n\r\n'
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as s:
+        s.sendall(b"POST /api/tasks/up/submissions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                  b"Content-Type: multipart/form-data; boundary=b\r\n"
+                  + f"Authorization: Bearer {bob}\r\n\r\n".encode())
+        try:
+            for chunk in [preamble] + [b"x" * 65536] * 200:     # up to 12.5 MiB; the cap is 5 MiB + 64 KiB
+                s.sendall(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+        except OSError:
+            pass                               # the server answered and closed
+        assert s.recv(4096).startswith(b"HTTP/1.1 413")
+    assert len(list((srv.data_dir / "submissions").iterdir())) == 1
     assert len(list((srv.data_dir / "submissions").iterdir())) == 1
 
 
