@@ -40,8 +40,10 @@ def run(p: dict, seed: int) -> dict:
 
 
 def run_group(params_list: list[dict], seeds: list[int]) -> list[dict]:
-    """Cells agreeing on ``group_by`` (width, noise, seed free); MLP cells train as stacked
-    ensembles, one per bucket of widths (``buckets.py``)."""
+    """Cells agreeing on ``group_by`` (width and seed free); MLP cells train as stacked
+    ensembles, one per bucket of widths (``buckets.py``). One group per noise level: the
+    default sweep is two tasks of equal cost, which run side by side, one per core (every
+    cell runs on one thread, whatever the executor)."""
     arm = params_list[0]["arm"]
     if arm in ("mlp", "epochs"):
         return train_width(params_list, seeds)
@@ -113,7 +115,7 @@ EXPERIMENT = Experiment(
               help="input dimension d of the samples arm (threshold n = d)"),
     ),
     run=run, run_group=run_group,
-    group_by=("arm", "n_train", "n_test", "epochs", "lr", "momentum", "batch_size", "curve_points",
+    group_by=("arm", "noise", "n_train", "n_test", "epochs", "lr", "momentum", "batch_size", "curve_points",
               "rf_n", "dim"),
     max_group=256, analyze=analyze, plot=plot, seeds=3, quick_seeds=3, version=3, runtime="~6 min",
     bounds=dict(report.BOUNDS),
