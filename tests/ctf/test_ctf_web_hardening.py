@@ -2,14 +2,13 @@
 (5), names (8), huge integers (10), sessions and headers (12), the demo's secret test set (13)
 and the board cache. In-process app (TestClient) or a live uvicorn server on loopback."""
 import datetime as dt
-import os
 import socket
 import time
 
 import httpx
 import numpy as np
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
 
 import ctf_models as cm
 from ctf_helpers import ADMIN, LiveServer, create_task, npz, register, toy_arrays, wait_scored

@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Annotated, Iterator
 
 from fastapi import Depends, Header, HTTPException, Path, Request
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -16,7 +16,6 @@ from petridish.ctf.db import Competitor, Task, WebSession, utcnow
 # every integer a client sends is bounded (SQLite and PostgreSQL integers are 64/32 bits)
 MAX_INT = 2**31 - 1
 RowId = Annotated[int, Path(ge=1, le=MAX_INT)]
-Count = Annotated[int, Field(ge=1, le=MAX_INT)]
 
 
 def _bounded_time(t: dt.datetime) -> dt.datetime:
