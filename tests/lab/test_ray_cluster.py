@@ -61,9 +61,13 @@ class Cluster:
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port outside 10002-19999, the range Ray keeps for its worker processes."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if not 10002 <= port <= 19999:
+            return port
 
 
 def _say(config, line: str) -> None:
