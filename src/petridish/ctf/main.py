@@ -1,7 +1,9 @@
-"""The app factory: ``create_app(settings)`` wires the database, the scorer, templates and routers.
+"""The app factory: ``create_app(settings)`` wires the database, the scorer, templates, the
+board cache, the routers and two ASGI layers (serving.Hardening outermost, then board.FastBoards).
 
-Run one server process per database (the scorer's Ladder lock is in-process); uvicorn's
-``--workers`` > 1 is not supported.
+Serve it with ``petridish ctf serve`` (serving.serve: timeouts, connection guard). Run one server
+process per database (the scorer's Ladder lock is in-process); uvicorn's ``--workers`` > 1 is
+not supported.
 """
 from __future__ import annotations
 
