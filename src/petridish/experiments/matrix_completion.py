@@ -35,6 +35,9 @@ QUICK_ALPHAS = [1.0, 0.1, 0.01, 1e-3, 1e-4]
 RATIO_BAND = 0.05              # "GD finds the minimum": ratio within 1 ± 0.05
 FIT = 1e-2                     # "GD fits Ω": relative residual ‖P_Ω(X − M)‖ / ‖P_Ω M‖ below this
 ERANK_BAND = 0.05              # "effective rank goes to 1": final erank below 1.05
+BOUNDS = {"rc_final_effective_rank": (1.0, 2.0), "unobserved_rel_error": (0.0, math.inf),
+          "min_unobserved_rel_error": (0.0, math.inf), "nuclear_norm_gd": (0.0, math.inf),
+          "nuclear_norm_min": (0.0, math.inf)}
 RC_CHECKPOINTS = 30            # log-spaced steps at which the Razin–Cohen curves are recorded
 
 
@@ -157,7 +160,7 @@ def analyze(cells) -> Analysis:
     if ratio:
         lo_a, hi_a = min(ratio), max(ratio)
         rows = aggregate(main, by=["alpha"], metrics=["nuclear_norm_ratio", "unobserved_rel_error",
-                                                      "train_rel_residual"])
+                                                      "train_rel_residual"], bounds=BOUNDS)
         values["by_alpha"] = {str(r["params"]["alpha"]): r["metrics"] for r in rows}
         claims.append(from_values(
             f"at the smallest α = {lo_a:g}, GD on UUᵀ finds the minimum-nuclear-norm completion "
@@ -187,17 +190,23 @@ def analyze(cells) -> Analysis:
         claims.append(not_measured("GD on UUᵀ finds the minimum-nuclear-norm completion as α → 0",
                                    "no finished cell of the psd-factorization arm"))
     if rc:
+        # one value per seed, the least favourable over α: the claims hold "at every α"
+        def worst(metric, pick):
+            per: dict[int, list[float]] = {}
+            for c in rc:
+                per.setdefault(c.seed, []).append(float(c.metrics[metric]))
+            return [pick(v) for v in per.values()]
         claims.append(from_values(
-            "Razin–Cohen 2×2: every norm of W = W_L⋯W₁ keeps growing (log growth of the slowest of the "
-            "nuclear, Frobenius and spectral norms from step T/10 to T is positive)",
-            [c.metrics["rc_min_log_norm_growth"] for c in rc], null=0.0, effect="log growth", direction="greater"))
+            "Razin–Cohen 2×2: every norm of W = W_L⋯W₁ keeps growing at every α (log growth of the slowest of "
+            "the nuclear, Frobenius and spectral norms from step T/10 to T is positive)",
+            worst("rc_min_log_norm_growth", min), null=0.0, effect="smallest log growth over α", direction="greater"))
         claims.append(from_values(
-            f"Razin–Cohen 2×2: the effective rank goes to 1 (final effective rank below {1 + ERANK_BAND:g})",
-            [c.metrics["rc_final_effective_rank"] - 1 for c in rc], null=ERANK_BAND,
-            effect="final effective rank − 1", direction="less", subtract_null=False))
+            f"Razin–Cohen 2×2: the effective rank goes to 1 at every α (final effective rank below "
+            f"{1 + ERANK_BAND:g})", [v - 1 for v in worst("rc_final_effective_rank", max)], null=ERANK_BAND,
+            effect="largest final effective rank − 1 over α", direction="less", subtract_null=False))
         claims.append(from_values(
-            "Razin–Cohen 2×2: the loss on the observed entries goes to 0 (final loss below 1e-2)",
-            [c.metrics["rc_final_loss"] for c in rc], null=1e-2, effect="final loss", direction="less",
+            "Razin–Cohen 2×2: the loss on the observed entries goes to 0 at every α (final loss below 1e-2)",
+            worst("rc_final_loss", max), null=1e-2, effect="largest final loss over α", direction="less",
             subtract_null=False))
         values["razin_cohen"] = {k: float(np.mean([c.metrics[k] for c in rc]))
                                  for k in ("rc_final_loss", "rc_final_nuclear_norm", "rc_final_effective_rank",
@@ -210,7 +219,7 @@ def plot(cells, fig) -> None:
     rc = [c for c in cells if c.params.get("arm") == "razin-cohen" and c.status == "done"]
     axes = fig.subplots(1, 3)
     rows = sorted(aggregate(main, by=["alpha"], metrics=["nuclear_norm_ratio", "unobserved_rel_error",
-                                                         "min_unobserved_rel_error"]),
+                                                         "min_unobserved_rel_error"], bounds=BOUNDS),
                   key=lambda r: r["params"]["alpha"])
     a = np.array([r["params"]["alpha"] for r in rows])
     for ax, name, label in ((axes[0], "nuclear_norm_ratio", "‖X_GD‖_* / min ‖X‖_*"),
@@ -282,5 +291,5 @@ EXPERIMENT = Experiment(
     table_by=("arm", "alpha"),
     table_metrics=("nuclear_norm_gd", "nuclear_norm_min", "nuclear_norm_ratio", "unobserved_rel_error",
                    "rc_final_nuclear_norm", "rc_final_effective_rank", "rc_final_loss"),
-    bounds={"rc_final_effective_rank": (1.0, 2.0)},
+    bounds=BOUNDS,
 )
