@@ -115,6 +115,7 @@ def test_sample_wise_risk_matches_exact_value_and_more_data_hurts():
     res = _sweep(arm="samples", noise=0.5)
     v = res.analysis.values
     assert v["samples_noise0.5_peak_verdict"] == "supported", res.analysis.findings
+    # the peak is tested on log(1 + risk): +1 there is a risk (1 + r) e times that on the left
     assert 50 <= v["samples_noise0.5_size"] <= 200 and v["samples_noise0.5_minus_left"] > 1.0
     curve = report.size_curves(res.cells, "samples")[0.5]
     below = curve["mean"][curve["size"] < 100]

@@ -78,14 +78,16 @@ def location(pk: Peak, sizes, symbol: str) -> str:
     return f"{symbol} = {at[0]}" if len(at) == 1 else f"{symbol} ∈ {{{', '.join(at)}}}"
 
 
-def peak_claim(claim: str, pk: Peak | None, sizes, symbol: str, *, margin: float | None = None) -> Claim:
+def peak_claim(claim: str, pk: Peak | None, sizes, symbol: str, *, margin: float | None = None,
+               scale: str = "") -> Claim:
     """One claim "<metric> peaks at …": supported when the peak rises above both side minima.
 
     estimate = the smaller of the two mean differences; CI = (min of the lower ends, min of the
     upper ends) of the two seed-paired CIs, a ≥ 92.5% interval for min(Δ_left, Δ_right);
-    ``margin``: a peak whose CI lies inside ±margin is refuted (too small to matter).
+    ``margin``: a peak whose CI lies inside ±margin is refuted (too small to matter); ``scale``
+    names a transform the values were tested on, e.g. "log(1 + excess risk)".
     """
-    effect = "smaller rise over the two side minima"
+    effect = "smaller rise over the two side minima" + (f" of {scale}" if scale else "")
     if pk is None:
         return not_measured(claim, "fewer than 3 sizes on the curve", effect=effect, margin=margin)
     sides = [from_difference("left", pk.vs_left, effect=""), from_difference("right", pk.vs_right, effect="")]
