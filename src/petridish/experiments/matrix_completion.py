@@ -287,7 +287,7 @@ EXPERIMENT = Experiment(
         Param("rc_steps", int, default=40_000, quick=20_000, low=20, high=10_000_000,
               help="GD steps (razin-cohen)"),
     ),
-    run=run, analyze=analyze, plot=plot, seeds=5, quick_seeds=3, runtime="?",
+    run=run, analyze=analyze, plot=plot, seeds=5, quick_seeds=3, runtime="~4 min (busy machine)",
     table_by=("arm", "alpha"),
     table_metrics=("nuclear_norm_gd", "nuclear_norm_min", "nuclear_norm_ratio", "unobserved_rel_error",
                    "rc_final_nuclear_norm", "rc_final_effective_rank", "rc_final_loss"),

@@ -235,7 +235,7 @@ EXPERIMENT = Experiment(
         Param("lr", float, default=1.0, low=0.0, high=8.0, help="step as a fraction of 1/β (β: ℓ2 smoothness)"),
         Param("steps", int, default=300_000, quick=100_000, low=10, high=100_000_000, help="steps"),
     ),
-    run=run, analyze=analyze, plot=plot, seeds=5, quick_seeds=3, runtime="?",
+    run=run, analyze=analyze, plot=plot, seeds=5, quick_seeds=3, runtime="~3 min (busy machine)",
     table_by=("method",),
     table_metrics=("final_cosine", "final_cosine_l1", "final_cosine_linf", "final_l2_margin_ratio",
                    "final_l1_margin_ratio", "final_linf_margin_ratio", "final_loss", "loss_slope"),

@@ -196,7 +196,7 @@ EXPERIMENT = Experiment(
         Param("steps", int, default=3_000, quick=1_500, low=1, high=10_000_000, help="updates"),
         Param("lr_scale", float, default=1.0, low=0.0, high=10.0, help="multiplies each method's step size"),
     ),
-    run=run, analyze=analyze, plot=plot, seeds=5, quick_seeds=3, runtime="?",
+    run=run, analyze=analyze, plot=plot, seeds=5, quick_seeds=3, runtime="~2 min (busy machine)",
     table_by=("method",),
     table_metrics=("test_error", "rel_dist_min_norm", "cosine_to_sign_solution", "cosine_to_min_norm", "train_loss",
                    "norm"),
