@@ -13,7 +13,7 @@ except ImportError:  # pragma: no cover
     from click import exceptions as _cx
 
 from petridish.cli.emit import emit_json
-from petridish.cli.options import parse_sets
+from petridish.cli.options import device_option, parse_sets
 from petridish.errors import PetridishError
 from petridish.lab import registry
 
@@ -56,6 +56,7 @@ def run_cmd(
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (with --executor ray)."),
     report: bool = typer.Option(False, "--report", help="Also write the figure and HTML report."),
     out: Optional[str] = typer.Option(None, "--out", help="Report directory (with --report) [STORE/reports]."),
+    device: str = device_option(),
 ) -> None:
     """Run (or resume) a sweep; finished cells are never recomputed."""
     from petridish.lab.sweep import run_sweep
@@ -67,7 +68,8 @@ def run_cmd(
         raise PetridishError(f"The '--workers' option must be an int >= 1. Got {workers}.")
     try:
         res = run_sweep(name, overrides=parse_sets(set_), seeds=seeds, quick=quick, store=store,
-                        workers=workers, executor=executor, address=address, progress=False if as_json else None)
+                        workers=workers, executor=executor, address=address, progress=False if as_json else None,
+                        device=device)
     except KeyboardInterrupt:
         typer.echo("interrupted: every finished cell is stored; run the same command again to resume.", err=True)
         raise typer.Exit(130)

@@ -3,7 +3,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import typer
+
 from petridish.errors import PetridishError
+
+
+def device_option() -> Any:
+    """``--device auto|cpu|cuda`` (run and search): where cells compute; checked by the API."""
+    return typer.Option("cpu", "--device", help="cpu, cuda, or auto (cuda when there is one) [cpu].")
 
 
 def parse_sets(items: list[str]) -> dict[str, Any]:

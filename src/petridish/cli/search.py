@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from petridish.cli.emit import emit_json
-from petridish.cli.options import parse_sets
+from petridish.cli.options import device_option, parse_sets
 
 
 def register(app: typer.Typer) -> None:
@@ -34,13 +34,14 @@ def search_cmd(
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (with --executor ray)."),
     store: Optional[str] = typer.Option(None, "--store", help="SQLAlchemy URL or directory [./petridish-runs]."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout and nothing else."),
+    device: str = device_option(),
 ) -> None:
     """Adaptive search; running the same command again continues the same study."""
     from petridish.search import run_search
     names = [s.strip() for s in search.split(",") if s.strip()] if search else None
     res = run_search(name, metric=metric, direction=direction, budget=budget, sampler=sampler, pruner=pruner,
                      overrides=parse_sets(set_), search=names, quick=quick, seed=seed, sampler_seed=sampler_seed,
-                     store=store, workers=workers, executor=executor, address=address)
+                     store=store, workers=workers, executor=executor, address=address, device=device)
     if as_json:
         emit_json(res.to_json())
         return

@@ -155,7 +155,7 @@ def eigsh(matvec: MatVec, dim: int, *, k: int = 5, which: str = "LA", tol: float
     ok = theta.numel() >= k and bool((res <= tol * theta.abs().max().clamp_min(1e-300)).all())
     if run.alpha.numel() == dim or run.last_beta == 0.0:
         ok = True   # the Krylov space is the whole space: Ritz values are exact
-    vecs = (S[:, idx].T.to(run.basis.dtype) @ run.basis) if vectors else torch.empty(0, dim, dtype=dtype)
+    vecs = (S[:, idx].T.to(run.basis) @ run.basis).cpu() if vectors else torch.empty(0, dim, dtype=dtype)
     return EigResult(theta[idx], vecs, res, int(run.alpha.numel()), ok)
 
 
@@ -171,12 +171,13 @@ def lanczos_batched(matmat: Callable[[torch.Tensor], torch.Tensor], V0: torch.Te
     b, dim = V0.shape
     m = min(iters, dim)
     Q = torch.zeros(b, m, dim, dtype=V0.dtype, device=V0.device)
-    alpha = torch.zeros(b, m, dtype=torch.float64)
-    beta = torch.zeros(b, m, dtype=torch.float64)
-    steps = torch.full((b,), m, dtype=torch.long)
-    alive = torch.ones(b, dtype=torch.bool)
+    dev = V0.device                                                       # bookkeeping beside the vectors
+    alpha = torch.zeros(b, m, dtype=torch.float64, device=dev)
+    beta = torch.zeros(b, m, dtype=torch.float64, device=dev)
+    steps = torch.full((b,), m, dtype=torch.long, device=dev)
+    alive = torch.ones(b, dtype=torch.bool, device=dev)
     q = V0 / V0.norm(dim=1, keepdim=True)
-    scale = torch.zeros(b, dtype=torch.float64)
+    scale = torch.zeros(b, dtype=torch.float64, device=dev)
     eps = 1e3 * torch.finfo(V0.dtype).eps
     for j in range(m):
         Q[:, j] = q
@@ -198,4 +199,4 @@ def lanczos_batched(matmat: Callable[[torch.Tensor], torch.Tensor], V0: torch.Te
         q = torch.where(alive[:, None], w / nb.clamp_min(1e-300).to(w.dtype)[:, None], torch.zeros_like(w))
         if not bool(alive.any()):
             break
-    return alpha, beta[:, :m - 1], steps
+    return alpha.cpu(), beta[:, :m - 1].cpu(), steps.cpu()

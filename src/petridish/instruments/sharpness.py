@@ -64,7 +64,7 @@ def epsilon_sharpness(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps
 
 
 def _error(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return (out.argmax(-1) != y).to(out.dtype).mean()
+    return (out.argmax(-1) != y.to(out.device)).to(out.dtype).mean()
 
 
 def noise_increase(model: nn.Module, x: torch.Tensor, y: torch.Tensor, sigma: float, *, n_draws: int = 8,

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from torch.func import functional_call, jacrev, jvp, vjp, vmap
 
+from petridish.device import CPU, target_device
 from petridish.errors import check_choice, check_number, invalid
 
 Tensor = torch.Tensor
@@ -46,10 +47,12 @@ def empirical_ntk(model: torch.nn.Module, x1: Tensor, x2: Tensor | None = None, 
         raise invalid("x1", _OWNER, "a tensor of shape (n, ...) with n >= 1", type(x1).__name__)
     same = x2 is None
     x2 = x1 if same else x2
-    params = {k: v.detach() for k, v in model.named_parameters() if v.requires_grad}
+    dev = target_device(x1, x2, next(model.parameters(), None))   # the model itself is not moved
+    x1, x2 = x1.to(dev), x2.to(dev)
+    params = {k: v.detach().to(dev) for k, v in model.named_parameters() if v.requires_grad}
     if not params:
         raise invalid("model", _OWNER, "a module with trainable parameters", "no parameters")
-    buffers = {k: v.detach() for k, v in model.named_buffers()}
+    buffers = {k: v.detach().to(dev) for k, v in model.named_buffers()}
     n_params = sum(p.numel() for p in params.values())
 
     def f(p: dict[str, Tensor], x: Tensor) -> Tensor:           # (n, ...) -> (n, outputs)
@@ -66,8 +69,8 @@ def empirical_ntk(model: torch.nn.Module, x1: Tensor, x2: Tensor | None = None, 
     else:
         theta = _by_products(f, params, x1, x2, n_out, chunk_size)
     if output == "mean":
-        return theta.diagonal(dim1=2, dim2=3).mean(-1)
-    return theta
+        theta = theta.diagonal(dim1=2, dim2=3).mean(-1)
+    return theta.to(CPU)
 
 
 def _jacobians(f, params: dict[str, Tensor], x: Tensor, chunk_size: int | None) -> dict[str, Tensor]:
@@ -98,6 +101,6 @@ def _by_products(f, params, x1, x2, n_out, chunk_size) -> Tensor:
         (direction,) = pull(cotangent)
         return jvp(lambda p: f(p, x1), (params,), (direction,))[1]
 
-    eye = torch.eye(n2 * n_out, dtype=x1.dtype).reshape(n2 * n_out, n2, n_out)
+    eye = torch.eye(n2 * n_out, dtype=x1.dtype, device=x1.device).reshape(n2 * n_out, n2, n_out)
     cols = vmap(column, chunk_size=chunk_size)(eye)                # (n2*out, n1, out)
     return cols.reshape(n2, n_out, x1.shape[0], n_out).permute(2, 0, 3, 1)   # (n1, n2, a, b)

@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
+from petridish.device import CPU, target_device
 from petridish.errors import check_choice, check_number, invalid
 from petridish.kernels.activations import TRANSFORMS
 from petridish.threads import pin_threads
@@ -64,9 +65,10 @@ def mlp_kernels(x1: Any, x2: Any = None, *, depth: int, activation: str = "relu"
                           "(the standard-parameterization NTK depends on the hidden width)", width)
         width = check_number(width, "width", _OWNER, kind=int, low=1)
     tile = check_number(tile, "tile", _OWNER, kind=int, low=1)
-    a1 = _as_matrix(x1, "x1", dtype)
+    dev = target_device(x1, x2)
+    a1 = _as_matrix(x1, "x1", dtype, dev)
     symmetric = x2 is None
-    a2 = a1 if symmetric else _as_matrix(x2, "x2", dtype)
+    a2 = a1 if symmetric else _as_matrix(x2, "x2", dtype, dev)
     if a2.shape[1] != a1.shape[1]:
         raise invalid("x2", _OWNER, f"an array with {a1.shape[1]} features per row like x1",
                       f"shape {tuple(a2.shape)}")
@@ -77,7 +79,9 @@ def mlp_kernels(x1: Any, x2: Any = None, *, depth: int, activation: str = "relu"
     diag2 = diag1 if symmetric else _diagonals(a2, cfg)[0]
     n1, n2 = a1.shape[0], a2.shape[0]
     nngp = torch.mm(a1, a2.T).div_(cfg.d0)            # K0 = x x'^T / d0, one BLAS call
-    ntk = torch.empty(n1, n2, dtype=dtype) if cfg.need_ntk else None
+    ntk = torch.empty(n1, n2, dtype=dtype, device=dev) if cfg.need_ntk else None
+    if dev.type != "cpu":                               # one tile: a GPU wants few large ops
+        tile = max(n1, n2)
     tiles = [(i, j) for i in range(0, n1, tile) for j in range(i if symmetric else 0, n2, tile)]
 
     def work(ij: tuple[int, int]) -> None:
@@ -108,7 +112,7 @@ def mlp_kernels(x1: Any, x2: Any = None, *, depth: int, activation: str = "relu"
         nngp.diagonal().copy_(dg1[0])
         if ntk is not None:
             ntk.diagonal().copy_(dg1[1])
-    return Kernels(nngp, ntk)
+    return Kernels(nngp.to(CPU), None if ntk is None else ntk.to(CPU))
 
 
 class _Config(NamedTuple):
@@ -123,11 +127,11 @@ class _Config(NamedTuple):
     need_ntk: bool
 
 
-def _as_matrix(x: Any, name: str, dtype: torch.dtype) -> Tensor:
+def _as_matrix(x: Any, name: str, dtype: torch.dtype, device: torch.device) -> Tensor:
     t = torch.as_tensor(np.asarray(x) if not isinstance(x, Tensor) else x)
     if t.ndim < 2 or t.shape[0] == 0 or t.numel() == 0:
         raise invalid(name, _OWNER, "an array of shape (n, d) with n, d >= 1", f"shape {tuple(t.shape)}")
-    t = t.detach().to(dtype=dtype, device="cpu").reshape(t.shape[0], -1)
+    t = t.detach().to(dtype=dtype, device=device).reshape(t.shape[0], -1)
     if not torch.isfinite(t).all():
         raise invalid(name, _OWNER, "finite (no NaN or inf)", "non-finite values")
     return t

@@ -30,6 +30,7 @@ from typing import Any, NamedTuple, Sequence
 import numpy as np
 import torch
 
+from petridish.device import CPU, target_device
 from petridish.errors import check_choice, check_number, invalid
 
 Tensor = torch.Tensor
@@ -45,7 +46,8 @@ class Prediction(NamedTuple):
 
 
 def _t64(a: Any, name: str, owner: str, ndim: tuple[int, ...]) -> Tensor:
-    t = torch.as_tensor(np.asarray(a) if not isinstance(a, Tensor) else a).detach().to(torch.float64)
+    t = torch.as_tensor(np.asarray(a) if not isinstance(a, Tensor) else a).detach()
+    t = t.to(target_device(t), torch.float64)          # computed on the current device, returned on the CPU
     if t.ndim not in ndim:
         raise invalid(name, owner, f"an array with {' or '.join(map(str, ndim))} dimensions",
                       f"shape {tuple(t.shape)}")
@@ -58,7 +60,7 @@ def _regularize(k: Tensor, diag_reg: float, absolute: bool) -> Tensor:
     k = 0.5 * (k + k.T)                                # symmetrize rounding noise
     if diag_reg:
         scale = 1.0 if absolute else float(k.diagonal().mean())
-        k = k + diag_reg * scale * torch.eye(k.shape[0], dtype=k.dtype)
+        k = k + diag_reg * scale * torch.eye(k.shape[0], dtype=k.dtype, device=k.device)
     return k
 
 
@@ -118,7 +120,7 @@ def nngp_predict(k_train_train: Any, k_test_train: Any, y_train: Any, k_test_tes
         kzz = _t64(k_test_test, "k_test_test", owner, (1, 2))
         proj = sol[:, y2.shape[1]:]                        # (K + reg)^-1 K_X*, (n, m)
         cov = kzz - (kzx * proj.T).sum(1) if kzz.ndim == 1 else kzz - kzx @ proj
-    return Prediction(mean, cov)
+    return _on_cpu(mean, cov)
 
 
 def _inputs(kxx: Any, kzx: Any, y: Any, owner: str) -> tuple[Tensor, Tensor, Tensor]:
@@ -188,9 +190,13 @@ def ntk_predict(ntk_train_train: Any, ntk_test_train: Any, y_train: Any, *,
         cov = _ensemble_cov(a, nngp_train_train, nngp_test_train, nngp_test_test, owner) if with_cov else None
         results.append((mean, cov))
     if len(times) == 1 and not isinstance(t, (list, tuple, np.ndarray, Tensor)):
-        return Prediction(*results[0])
-    return Prediction(torch.stack([r[0] for r in results]),
-                      None if not with_cov else torch.stack([r[1] for r in results]))
+        return _on_cpu(*results[0])
+    return _on_cpu(torch.stack([r[0] for r in results]),
+                   None if not with_cov else torch.stack([r[1] for r in results]))
+
+
+def _on_cpu(mean: Tensor, cov: Tensor | None) -> Prediction:
+    return Prediction(mean.to(CPU), None if cov is None else cov.to(CPU))
 
 
 def _ensemble_cov(a: Tensor, kxx: Any, kzx: Any, kzz: Any, owner: str) -> Tensor:

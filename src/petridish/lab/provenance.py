@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 import petridish
+from petridish.device import describe
 
 
 def git_commit() -> str | None:
@@ -25,7 +26,7 @@ def git_commit() -> str | None:
         return None
 
 
-def provenance(*, seeds: list[int], executor: str, workers: int) -> dict[str, Any]:
+def provenance(*, seeds: list[int], executor: str, workers: int, device: str = "cpu") -> dict[str, Any]:
     return {
         "petridish": petridish.__version__,
         "git_commit": git_commit(),
@@ -38,4 +39,7 @@ def provenance(*, seeds: list[int], executor: str, workers: int) -> dict[str, An
         "seeds": list(seeds),
         "executor": executor,
         "workers": workers,
+        # where the cells were computed: CPU and CUDA cells differ in their last bits, so a
+        # run is tied to its device (recorded here, not hashed into run ids or cell keys)
+        "device": describe(device),
     }

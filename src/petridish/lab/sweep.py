@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from petridish.device import resolve_device
 from petridish.errors import invalid
 from petridish.lab import registry
 from petridish.lab.cellkey import canonical, cell_key
@@ -58,27 +59,29 @@ def run_id_for(exp: Experiment, cfg: dict[str, Any], seeds: list[int]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-def make_tasks(exp: Experiment, todo: list[tuple[str, dict, int]]) -> list[Task]:
+def make_tasks(exp: Experiment, todo: list[tuple[str, dict, int]], device: str = "cpu") -> list[Task]:
     """One task per cell, or groups of cells that share ``group_by`` values."""
     if exp.run_group is None:
-        return [Task(exp, (c,)) for c in todo]
+        return [Task(exp, (c,), device=device) for c in todo]
     groups: dict[str, list] = {}
     for c in todo:
         gk = canonical([c[1].get(k) for k in exp.group_by])
         groups.setdefault(gk, []).append(c)
-    return [Task(exp, tuple(members[i:i + exp.max_group]))
+    return [Task(exp, tuple(members[i:i + exp.max_group]), device=device)
             for members in groups.values() for i in range(0, len(members), exp.max_group)]
 
 
 def run_sweep(experiment: str | Experiment, *, overrides: dict[str, Any] | None = None,
               seeds: int | Sequence[int] | None = None, quick: bool = False,
               store: str | Store | None = None, workers: int | None = 1, executor: str | Executor = "local",
-              address: str | None = None, progress: bool | None = None) -> SweepResult:
+              address: str | None = None, progress: bool | None = None, device: str = "cpu") -> SweepResult:
     """Run (or resume) a sweep. ``workers=None``: one worker process per core (``local``, as the
     CLI does; a script then needs the ``if __name__ == "__main__":`` guard of spawned processes)
     or one per cluster CPU (``ray``). Every cell runs on one thread whatever the executor and
-    worker count, so the cells' bits do not depend on either."""
+    worker count, so the cells' bits do not depend on either. ``device``: "cpu" (default),
+    "cuda" or "auto" (CUDA when there is one); recorded in the run's provenance."""
     exp = resolve(experiment)
+    device = resolve_device(device, "run")
     if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
         raise invalid("workers", "run", "an int >= 1", workers)
     cfg = exp.config(overrides, quick=quick)
@@ -86,7 +89,7 @@ def run_sweep(experiment: str | Experiment, *, overrides: dict[str, Any] | None 
     cells = [(cell_key(exp.name, exp.version, p, s), p, s) for p, s in exp.grid(cfg, seed_ids)]
     keys = [c[0] for c in cells]
     ex_name = executor if isinstance(executor, str) else getattr(executor, "name", "custom")
-    prov = provenance(seeds=seed_ids, executor=ex_name, workers=workers)
+    prov = provenance(seeds=seed_ids, executor=ex_name, workers=workers, device=device)
     record = RunRecord(run_id_for(exp, cfg, seed_ids), exp.name, cfg, seed_ids, prov, "running", time.time())
     with RunSession(store, record, keys) as session:
         done = session.store.finished_keys(keys)
@@ -94,7 +97,7 @@ def run_sweep(experiment: str | Experiment, *, overrides: dict[str, Any] | None 
         bar = Progress(len(cells), len(cells) - len(todo), label=exp.name, enabled=progress)
         try:
             if todo:
-                tasks = make_tasks(exp, todo)
+                tasks = make_tasks(exp, todo, device)
                 with make_executor(executor, workers, address, n_tasks=len(tasks)) as ex:
                     session.provenance["workers"] = ex.workers
                     for _task, finished in ex.run(tasks):

@@ -7,7 +7,9 @@ data, so process pools and Ray can ship it.
 
 Every task runs with one thread (``petridish.threads.pin_threads(1)``) on every executor:
 float reductions are then split the same way everywhere, and cells come out bitwise
-identical whichever executor and worker count ran them.
+identical whichever executor and worker count ran them. It runs inside
+``petridish.device.use_device(task.device)``, so training, kernels and instruments
+compute on that device ("cpu" unless the run asked for CUDA).
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from petridish.device import use_device
 from petridish.lab.experiment import Cell, Experiment, Pruned, reset_reporter, set_reporter
 from petridish.threads import pin_threads
 
@@ -34,6 +37,7 @@ class Task:
     experiment: Experiment
     cells: tuple[tuple[str, dict[str, Any], int], ...]   # (key, params, seed)
     reporter: Callable[[int, float, str | None], None] | None = None
+    device: str = "cpu"                                  # "cpu" or "cuda", resolved by the driver
 
     @property
     def name(self) -> str:
@@ -57,7 +61,7 @@ def run_task(task: Task) -> list[Cell]:
     """Run every cell of ``task`` on one thread; an exception fails only the cells it belongs to."""
     token = set_reporter(task.reporter) if task.reporter is not None else None
     try:
-        with pin_threads(1):
+        with pin_threads(1), use_device(task.device):
             return _run_cells(task)
     finally:
         if token is not None:

@@ -22,6 +22,7 @@ from typing import Any
 
 import optuna
 
+from petridish.device import resolve_device
 from petridish.errors import PetridishError, check_choice, check_number
 from petridish.lab.cellkey import canonical, cell_key
 from petridish.lab.executors import Executor, make_executor
@@ -72,14 +73,16 @@ def run_search(experiment: str | Experiment, *, metric: str, direction: str = "m
                sampler: str = "tpe", pruner: str = "none", overrides: dict[str, Any] | None = None,
                search: list[str] | None = None, quick: bool = False, seed: int = 0, sampler_seed: int = 0,
                store: Any = None, workers: int = 1, executor: str | Executor = "local", address: str | None = None,
-               journal: str | None = None) -> SearchResult:
+               journal: str | None = None, device: str = "cpu") -> SearchResult:
     """Adaptive search of ``metric`` over the experiment's declared parameters.
 
     ``overrides`` fix parameters (``--set``); ``search`` names the searched ones (default:
     the sweep axes of the chosen config); ``seed`` is every trial's cell seed;
-    ``sampler_seed`` seeds the sampler; ``journal`` overrides where the study lives.
+    ``sampler_seed`` seeds the sampler; ``journal`` overrides where the study lives;
+    ``device`` as in ``run_sweep``.
     """
     exp = resolve(experiment)
+    device = resolve_device(device, "search")
     check_choice(direction, "direction", "search", ("minimize", "maximize"))
     budget = check_number(budget, "budget", "search", kind=int, low=1)
     workers = check_number(workers, "workers", "search", kind=int, low=1)
@@ -106,14 +109,14 @@ def run_search(experiment: str | Experiment, *, metric: str, direction: str = "m
         study.sampler = make_sampler(sampler, seed=sampler_seed + n_old, grid=space.grid)
     rid = hashlib.sha256(("search:" + name).encode()).hexdigest()[:12]
     prov = provenance(seeds=[seed], executor=executor if isinstance(executor, str) else executor.name,
-                      workers=workers)
+                      workers=workers, device=device)
     prov["search"] = {"study": name, "journal": jpath, "metric": metric, "direction": direction,
                       "sampler": sampler, "pruner": pruner, "budget": budget, "space": space.describe(),
                       "fixed": space.fixed}
     with RunSession(st, RunRecord(rid, exp.name, cfg, [seed], prov, "running", time.time()), []) as session:
         with make_executor(executor, workers, address, owner="search") as ex:
             computed = _loop(study, exp, space, session, metric=metric, budget=budget, seed=seed,
-                             pruner=pruner, journal=jpath, executor=ex, parallel=workers)
+                             pruner=pruner, journal=jpath, executor=ex, parallel=workers, device=device)
     try:
         return _result(study, exp, st, rid, metric, direction, computed)
     finally:
@@ -136,7 +139,7 @@ def _requeue_zombies(study: optuna.Study) -> None:
 
 
 def _loop(study, exp, space, session: RunSession, *, metric, budget, seed, pruner, journal,
-          executor: Executor, parallel: int) -> int:
+          executor: Executor, parallel: int, device: str = "cpu") -> int:
     """Ask, run and tell until the budget is spent, with at most ``parallel`` trials in flight."""
     computed = 0
     remaining = budget - _counted(study)
@@ -156,7 +159,7 @@ def _loop(study, exp, space, session: RunSession, *, metric, budget, seed, prune
                 continue
             reporter = (TrialReporter(study.study_name, trial._trial_id, journal, pruner, metric)
                         if pruner != "none" else None)
-            inflight[executor.submit(Task(exp, ((key, params, seed),), reporter))] = trial
+            inflight[executor.submit(Task(exp, ((key, params, seed),), reporter, device))] = trial
         for ticket, cells in executor.wait():
             trial = inflight.pop(ticket)
             session.commit(cells)                                   # committed before telling Optuna

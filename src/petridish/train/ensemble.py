@@ -17,6 +17,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import nn
 
+from petridish.device import CPU, target_device
 from petridish.errors import check_choice, check_number, invalid
 from petridish.models.registry import build_model
 from petridish.train.batches import batch_slices, epoch_orders
@@ -62,6 +63,9 @@ def train_ensemble(model_fn: Callable[[int], nn.Module] | str, x: torch.Tensor, 
     * ``on_eval(step, {set: {metric: (K,) tensor}})`` is called after each evaluation
       (e.g. to report intermediate values to adaptive search, which may stop training
       by raising).
+    * Device: that of ``x`` if the caller put it off the CPU, else
+      ``petridish.device.current_device()``. Members are built (initialized) on the CPU
+      and moved there; every tensor of the result is on the CPU.
     """
     t0 = time.perf_counter()
     if isinstance(seeds, int) or not isinstance(seeds, (list, tuple, range)) or len(seeds) < 1:
@@ -86,7 +90,11 @@ def train_ensemble(model_fn: Callable[[int], nn.Module] | str, x: torch.Tensor, 
     eval_sets = _check_eval_sets(eval_sets, OWNER, members=k)
 
     build = _builder(model_fn, x, y, y_stacked, cfg.loss, model_kwargs)
-    models = [_scaled(build(s), float(c)) for s, c in zip(seeds, scales)]
+    dev = target_device(x)
+    models = [_scaled(build(s), float(c)).to(dev) for s, c in zip(seeds, scales)]
+    if dev != x.device or dev != y.device:
+        x, y = x.to(dev), y.to(dev)
+        eval_sets = {s: (ex.to(dev), ey.to(dev)) for s, (ex, ey) in eval_sets.items()}
     engine, used = _engine(models, cfg.loss, path)
     opt = StackedOptimizer(engine.params, kind=cfg.optimizer, lr=lrs, momentum=moms,
                            weight_decay=wds, betas=cfg.betas, eps=cfg.eps)
@@ -108,7 +116,7 @@ def train_ensemble(model_fn: Callable[[int], nn.Module] | str, x: torch.Tensor, 
         # fast path: every member still training and no target: one finiteness check (a
         # finite sum implies every member's loss is finite)
         if not (all_active and cfg.target_loss is None and math.isfinite(float(loss_k.sum()))):
-            loss64 = loss_k.to(torch.float64)
+            loss64 = loss_k.to(CPU, torch.float64)
             stop = ~torch.isfinite(loss64)
             if cfg.target_loss is not None:
                 hit = loss64 <= cfg.target_loss
@@ -133,19 +141,19 @@ def train_ensemble(model_fn: Callable[[int], nn.Module] | str, x: torch.Tensor, 
         if last in points and eval_sets:
             _record(engine, eval_sets, cfg.loss, k, evals, eval_steps, last)
             if on_eval is not None:
-                on_eval(last, {s: {m: v[-1] for m, v in d.items()} for s, d in evals.items()})
+                on_eval(last, {s: {m: v[-1].to(CPU) for m, v in d.items()} for s, d in evals.items()})
     if eval_sets and (not eval_steps or eval_steps[-1] != last):
         _record(engine, eval_sets, cfg.loss, k, evals, eval_steps, last)
-    params, buffers = engine.export()
+    params, buffers = ({n: t.to(CPU) for n, t in d.items()} for d in engine.export())
     done += together
-    history = torch.stack([l.to(torch.float64) for l in losses], dim=1) if losses else \
+    history = torch.stack([l.to(CPU, torch.float64) for l in losses], dim=1) if losses else \
         torch.empty(k, 0, dtype=torch.float64)
     return EnsembleResult(
         params=params, buffers=buffers, loss_history=history,
         steps=done, diverged=diverged, reached_target=reached,
         steps_to_target=torch.where(reached, done, torch.full_like(done, -1)),
         seeds=seeds, path=used, eval_steps=eval_steps,
-        eval_history={s: {m: torch.stack(v, dim=1) for m, v in d.items()} for s, d in evals.items()},
+        eval_history={s: {m: torch.stack(v, dim=1).to(CPU) for m, v in d.items()} for s, d in evals.items()},
         wall_time=time.perf_counter() - t0, _build=lambda i: build(seeds[i]))
 
 
@@ -219,6 +227,8 @@ def _batch_stream(x, y, y_stacked, batch_size, data_seeds):
             idx = order[:, s]                                    # (K, B)
             b = idx.shape[1]
             flat = idx.reshape(-1)                               # (K·B,) one copy, used twice
+            if x.device.type != "cpu":
+                idx, flat = idx.to(x.device), flat.to(x.device)
             xb = x.index_select(0, flat).reshape(k, b, *x.shape[1:])
             if y_stacked:
                 yb = y.gather(1, idx.reshape(k, b, *([1] * (y.dim() - 2))).expand(k, b, *y.shape[2:]))

@@ -59,7 +59,7 @@ class FastMLPEngine:
                       if self.has_bias else None for l in range(self.n_layers)]
         self.params = [t for l in range(self.n_layers) for t in ((self.W[l], self.b[l]) if self.has_bias
                                                                   else (self.W[l],))]
-        self._neg1 = torch.tensor(-1.0, dtype=self.W[0].dtype)
+        self._neg1 = torch.tensor(-1.0, dtype=self.W[0].dtype, device=self.W[0].device)
 
     # -- forward -----------------------------------------------------------------------
     def _layer(self, h: torch.Tensor, l: int) -> torch.Tensor:

@@ -8,6 +8,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
+from petridish.device import CPU, target_device
 from petridish.errors import check_number, invalid
 from petridish.train.batches import batch_indices
 from petridish.train.config import check_data, eval_points, make_config
@@ -39,6 +40,9 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, optimizer: str 
     * Each update first measures the minibatch loss; training stops *before* the update
       when that loss is non-finite (``diverged``) or <= ``target_loss``.
     * ``eval_sets`` {name: (x, y)} are measured every ``eval_every`` updates and at the end.
+    * Device: that of ``x`` or the model if the caller put them off the CPU, else
+      ``petridish.device.current_device()``; the model comes back on the CPU (if it started
+      there) and every returned tensor is on the CPU.
     """
     t0 = time.perf_counter()
     check_data(x, y, OWNER)
@@ -52,6 +56,12 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, optimizer: str 
     if not isinstance(model, nn.Module):
         raise invalid("model", OWNER, "a torch.nn.Module", type(model).__name__)
     eval_sets = _check_eval_sets(eval_sets, OWNER)
+    home = next(model.parameters(), torch.empty(0)).device
+    dev = target_device(x, next(model.parameters(), None))
+    if dev != x.device or dev != home:
+        model.to(dev)                      # in place: the caller's Parameter objects move
+        x, y = x.to(dev), y.to(dev)
+        eval_sets = {s: (ex.to(dev), ey.to(dev)) for s, (ex, ey) in eval_sets.items()}
     params = [p for p in model.parameters() if p.requires_grad]
     if cfg.optimizer == "adam":
         opt = torch.optim.Adam(params, lr=lr, betas=cfg.betas, eps=cfg.eps, weight_decay=weight_decay)
@@ -91,9 +101,11 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, optimizer: str 
             _record(model, eval_sets, cfg.loss, evals, eval_steps, done)
     if eval_sets and (not eval_steps or eval_steps[-1] != done):
         _record(model, eval_sets, cfg.loss, evals, eval_steps, done)
+    if home == CPU:
+        model.to(CPU)
     return TrainResult(
         model=model,
-        params={n: p.detach().clone() for n, p in model.named_parameters()},
+        params={n: p.detach().to(CPU, copy=True) for n, p in model.named_parameters()},
         loss_history=torch.tensor(history, dtype=torch.float64),
         steps=done, reached_target=reached, steps_to_target=done if reached else None,
         diverged=diverged, eval_steps=eval_steps,

@@ -22,13 +22,13 @@ class StackedOptimizer:
         self.params = params
         self.kind = kind
         k = lr.shape[0]
-        dtype = params[0].dtype
+        dtype, dev = params[0].dtype, params[0].device
         # (K, 1, ..., 1) views per parameter rank so that they broadcast over (K, ...)
         self._shape = lambda p: (k,) + (1,) * (p.dim() - 1)
-        self.lr = lr.to(dtype)
-        self.wd = weight_decay.to(dtype)
+        self.lr = lr.to(dev, dtype)
+        self.wd = weight_decay.to(dev, dtype)
         self.use_wd = bool((weight_decay != 0).any())
-        self.mom = momentum.to(dtype)
+        self.mom = momentum.to(dev, dtype)
         self.use_mom = kind in ("sgd", "gd", "rmsprop") and bool((momentum != 0).any())
         self.betas, self.eps, self.t = betas, eps, 0
         self.state1 = [torch.zeros_like(p) for p in params] if (self.use_mom or kind == "adam") else None
@@ -44,6 +44,8 @@ class StackedOptimizer:
         foreach calls over all parameters (one dispatch per operation, not per tensor);
         ``grads`` are fresh tensors, so they are updated in place."""
         self.t += 1
+        if active is not None:
+            active = active.to(self.lr.device)
         lr_v = self._lr(multiplier, active)
         if active is not None:
             grads = [torch.where(active.view(self._shape(p)), g, 0.0) for p, g in zip(self.params, grads)]
