@@ -50,17 +50,32 @@ def test_quick_run_separates_the_optimizers(quick):
     assert all(c.status == "done" for c in quick.cells)
     by = {}
     for c in quick.cells:
-        by.setdefault(c.params["method"], []).append(c.metrics)
+        if c.params["problem"] == "wilson":
+            by.setdefault(c.params["method"], []).append(c.metrics)
     for m in ("gd", "sgd"):
         assert all(r["rel_dist_min_norm"] < 1e-6 and r["test_error"] == 0.0 for r in by[m])
     for m in ("adagrad", "rmsprop", "adam"):
         assert all(r["cosine_to_sign_solution"] > 0.99 and 0.35 < r["test_error"] < 0.6 and r["train_loss"] < 1e-6
                    for r in by[m])
-    assert all(c.verdict == "supported" for c in quick.analysis.claims), quick.analysis.findings
+    wilson = [c for c in quick.analysis.claims if not c.claim.startswith("mnist1d")]
+    assert len(wilson) == 12 and all(c.verdict == "supported" for c in wilson), quick.analysis.findings
     json.dumps(quick.analysis.to_json())
-    fig = Figure(figsize=(10, 4))
+    fig = Figure(figsize=(14, 4))
     plot(quick.cells, fig)
-    assert len(fig.axes) == 2
+    assert len(fig.axes) == 3
+
+
+def test_quick_mnist1d_arm_tunes_each_optimizer_and_sketches_its_solution(quick):
+    digits = [c for c in quick.cells if c.params["problem"] == "mnist1d"]
+    assert {c.params["method"] for c in digits} == {"gd", "sgd", "adagrad", "rmsprop", "adam"}
+    for c in digits:
+        m = c.metrics
+        assert 0.0 <= m["test_error"] < 0.8 and len(m["sketch"]) == 512     # better than chance (0.9)
+        # the Gaussian sketch preserves the length of θ − θ₀ to ~√(2/512) ≈ 6% (4 sd: 25%)
+        assert abs(np.linalg.norm(m["sketch"]) / m["dist_from_init"] - 1) < 0.25
+    claims = [c for c in quick.analysis.claims if c.claim.startswith("mnist1d")]
+    assert len(claims) == 3 and all(c.verdict != "not measured" for c in claims)
+    assert len(quick.analysis.values["mnist1d"]["distance_between_solutions"]) == 10
 
 
 def _synthetic(present: bool):
