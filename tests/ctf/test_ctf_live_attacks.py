@@ -58,7 +58,10 @@ def test_validation_bomb_leaves_the_server_small_and_responsive(tmp_path):
         t.join()
         r = result["r"]
         assert r.status_code == 422, r.text
-        assert "memory limit" in r.json()["detail"] and "\n" not in r.json()["detail"]
+        # Refused by one of the sandbox's limits: memory on an idle machine; on a loaded one the
+        # CPU-time or wall-clock limit may be reached first. Either way a fixed one-line reason.
+        detail = r.json()["detail"]
+        assert ("memory limit" in detail or "was stopped" in detail) and "\n" not in detail, detail
         peak = _rss_mb(server.proc.pid, "VmHWM:")
         lat = np.array(latencies) * 1000
         print(f"bomb refused in {result['s']:.1f} s; server peak RSS {peak:.0f} MB; "
