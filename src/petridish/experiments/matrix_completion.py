@@ -234,7 +234,6 @@ def plot(cells, fig) -> None:
         ax.set_ylabel(label)
     if rows:
         axes[0].axhline(1.0, color="grey", ls=":", label="minimum nuclear norm")
-        axes[0].set_yscale("log")
         mm = np.array([r["metrics"]["min_unobserved_rel_error"]["mean"] for r in rows])
         axes[1].plot(a, mm, "k--", lw=1, label="min-nuclear-norm completion")
         axes[1].set_yscale("log")
