@@ -108,7 +108,7 @@ def test_neff_far_below_parameter_count_and_falls_past_interpolation(quick):
     # the widest net determines < 1% of its parameters
     assert v["neff_at_largest"] < 0.01 * v["params"][-1], v["neff"]
     # N_eff over the whole spectrum is not monotone in the parameter count: it peaks before the
-    # widest net and drops >= 10% (measured 15.5, 36.6, 30.6)
+    # widest net and drops >= 10% (measured ≈ 15, 37, 31 on this CPU)
     peak = max(v["neff"])
     assert v["neff"].index(peak) != 2 and v["neff_at_largest"] <= 0.9 * peak, v["neff"]
     assert all(c.metrics["lanczos_converged"] for c in quick.cells)

@@ -5,7 +5,6 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from petridish.data import mnist1d
 from petridish.experiments.random_labels import CHANCE, EXPERIMENT, _crossing, _shuffle_each, analyze, streams
 from petridish.lab import Cell
 from petridish.lab.sweep import run_sweep

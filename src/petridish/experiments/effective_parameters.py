@@ -46,7 +46,7 @@ QUICK_WIDTHS = [4, 16, 64, 256]
 CLASSES = 10
 INTERPOLATES = 0.01   # training error at or below this counts as interpolation
 LANCZOS_TOL = 1e-3    # relative Ritz residual; eigenvalue errors are ~ its square
-N_PROBES = 20         # SLQ probes for the spectrum beyond the top k (SE ~ 1-2% of N_eff)
+N_PROBES = 30         # SLQ probes for the spectrum beyond the top k (SE ~ 1% of N_eff)
 SLQ_ITERS = 20        # Lanczos steps per probe: f = λ/(λ+z) is smooth, 10 already give 4 digits
 SMALL_FRACTION = 0.01     # claim: N_eff is below 1% of the parameter count at the largest width
 TRUNCATION_SHARE = 0.10   # claim: the eigenvalues beyond the top k add less than 10% to N_eff

@@ -300,6 +300,11 @@ def plot(cells, fig) -> None:
         _ticks(acc, rows)
         _errorbars(steps, rows, "steps_to_fit", color="C2")
         steps.set_ylim(bottom=0)
+        for r in rows:                     # runs that never fitted are not in the mean: say how many
+            k = len(_unfitted(done, model, _condition(r["params"])))
+            if k:
+                steps.annotate(f"{k}/{r['n']} never\nfitted", (r["x"], 0), textcoords="offset points", xytext=(0, 4),
+                               ha="center", fontsize=6, color="C3")
         steps.set_ylabel(f"updates to {threshold:g} train accuracy", fontsize=8)
         _ticks(steps, rows)
         _curves(curves, done, model)

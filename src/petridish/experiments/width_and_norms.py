@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
 
 from petridish.data import label_noise as add_label_noise
 from petridish.data import mnist1d
