@@ -112,13 +112,16 @@ def _select(theta: torch.Tensor, k: int, which: str) -> torch.Tensor:
 
 def eigsh(matvec: MatVec, dim: int, *, k: int = 5, which: str = "LA", tol: float | None = None,
           max_iters: int | None = None, seed: int = 0, dtype: torch.dtype = torch.float64,
-          device=None, check_every: int = 5, vectors: bool = False) -> EigResult:
+          device=None, check_every: int = 5, vectors: bool = False,
+          v0: torch.Tensor | None = None) -> EigResult:
     """k extreme eigenpairs of a symmetric operator by Lanczos with full reorthogonalization.
 
     which: "LA" largest algebraic, "SA" smallest algebraic, "LM" largest magnitude.
     Converged when every selected Ritz pair has residual <= tol * max|theta| (residual bound
     |beta_m * s_{m,i}|; the eigenvalue error is about residual^2 / gap). tol defaults to
     1e-8 in float64 and 1e-4 in float32 (the HVP's own rounding floor).
+    ``v0`` (p,) is the start vector (a warm start, e.g. a combination of the last Ritz
+    vectors); it defaults to a seeded Gaussian unit vector.
     """
     owner = "eigsh"
     dim = check_number(dim, "dim", owner, kind=int, low=1)
@@ -132,7 +135,12 @@ def eigsh(matvec: MatVec, dim: int, *, k: int = 5, which: str = "LA", tol: float
     if max_iters is None:
         max_iters = max(3 * k + 30, 60)
     max_iters = min(check_number(max_iters, "max_iters", owner, kind=int, low=1), dim)
-    v0 = random_start(dim, seed=seed, dtype=dtype, device=device)
+    if v0 is None:
+        v0 = random_start(dim, seed=seed, dtype=dtype, device=device)
+    elif v0.shape != (dim,) or not bool(torch.isfinite(v0).all()) or float(v0.norm()) == 0.0:
+        raise invalid("v0", owner, f"a finite nonzero vector of shape ({dim},)", tuple(v0.shape))
+    else:
+        v0 = v0.to(dtype=dtype, device=device)
 
     def converged(alpha: torch.Tensor, beta: torch.Tensor, last_beta: float) -> tuple[bool, torch.Tensor]:
         T = torch.diag(alpha) + torch.diag(beta, 1) + torch.diag(beta, -1)
