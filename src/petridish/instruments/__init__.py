@@ -1,5 +1,7 @@
 """Instruments that measure trained PyTorch models: norms and margins, Hessian spectra,
 sharpness/flatness, effective dimension. All randomness is seeded; nothing mutates the model."""
+from petridish.instruments.curvature import (CurvatureOperator, CurvatureSpectrum, curvature_eigenvalues,
+                                             curvature_operator)
 from petridish.instruments.effective_dim import (effective_dimension, hessian_effective_dimension,
                                                  min_norm_dof, ridge_dof)
 from petridish.instruments.hessian import (HVP, SpectralDensity, TraceEstimate, hessian_trace,
@@ -14,6 +16,7 @@ from petridish.instruments.nuclear_norm import NuclearNormResult, min_nuclear_no
 from petridish.instruments.sharpness import epsilon_sharpness, noise_increase, pac_bayes_sigma
 
 __all__ = [
+    "CurvatureOperator", "CurvatureSpectrum", "curvature_operator", "curvature_eigenvalues",
     "HVP", "SpectralDensity", "TraceEstimate", "EigResult",
     "hvp_operator", "top_eigenvalues", "hessian_trace", "spectral_density", "eigsh", "lanczos",
     "frobenius_norms", "spectral_norm", "spectral_norms", "path_norm", "margins", "spectral_complexity",
