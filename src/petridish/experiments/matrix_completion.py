@@ -155,7 +155,8 @@ def analyze(cells) -> Analysis:
     main = [c for c in cells if c.params.get("arm") == "psd-factorization"]
     rc = [c for c in cells if c.params.get("arm") == "razin-cohen" and c.status == "done"]
     claims, values = [], {}
-    ratio = _by_alpha(main, "nuclear_norm_ratio")
+    # a ratio is only as good as its oracle: cells whose ADMM did not reach its tolerance are left out
+    ratio = _by_alpha([c for c in main if c.metrics.get("min_converged", True)], "nuclear_norm_ratio")
     err = _by_alpha(main, "unobserved_rel_error")
     if ratio:
         lo_a, hi_a = min(ratio), max(ratio)
