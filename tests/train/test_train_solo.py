@@ -80,7 +80,7 @@ def test_schedules():
 @pytest.mark.parametrize("kwargs,match", [
     ({"lr": -0.1, "steps": 1}, "The 'lr' parameter of train must be a float > 0. Got -0.1."),
     ({"lr": 0.1}, "The 'steps' parameter of train must be given exactly when 'epochs' is not"),
-    ({"lr": 0.1, "steps": 1, "optimizer": "rmsprop"}, "The 'optimizer' parameter of train must be one of"),
+    ({"lr": 0.1, "steps": 1, "optimizer": "lbfgs"}, "The 'optimizer' parameter of train must be one of"),
     ({"lr": 0.1, "steps": 1, "momentum": 1.0}, "The 'momentum' parameter of train must be a float >= 0 and < 1"),
     ({"lr": 0.1, "steps": 1, "optimizer": "gd", "batch_size": 2}, "'batch_size' parameter of train must be None"),
     ({"lr": 0.1, "steps": 1, "schedule": "exp"}, "The 'schedule' parameter of train must be one of"),

@@ -214,13 +214,15 @@ def _engine(models: list[nn.Module], loss: str, path: str):
 def _batch_stream(x, y, y_stacked, batch_size, data_seeds):
     """Yields (xb, yb, stacked). Full batch: the shared data itself. Minibatches: each
     step gathers every member's batch, (K, B, ...) (gathering a whole epoch at once
-    costs K·n rows of memory traffic per epoch for nothing)."""
+    costs K·n rows of memory traffic per epoch for nothing); ``xb`` is valid until the
+    next batch is drawn."""
     n, k = x.shape[0], len(data_seeds)
     if batch_size is None:
         while True:
             yield x, y, False
     gens = [torch.Generator().manual_seed(s) for s in data_seeds]
     slices = batch_slices(n, batch_size)
+    out: dict[int, torch.Tensor] = {}      # x batches written into one buffer per batch size
     while True:
         order = epoch_orders(n, gens)                            # (K, n)
         for s in slices:
@@ -229,7 +231,9 @@ def _batch_stream(x, y, y_stacked, batch_size, data_seeds):
             flat = idx.reshape(-1)                               # (K·B,) one copy, used twice
             if x.device.type != "cpu":
                 idx, flat = idx.to(x.device), flat.to(x.device)
-            xb = x.index_select(0, flat).reshape(k, b, *x.shape[1:])
+            if b not in out:               # (the consumer is done with the last batch by the next)
+                out[b] = x.new_empty(k * b, *x.shape[1:])
+            xb = torch.index_select(x, 0, flat, out=out[b]).reshape(k, b, *x.shape[1:])
             if y_stacked:
                 yb = y.gather(1, idx.reshape(k, b, *([1] * (y.dim() - 2))).expand(k, b, *y.shape[2:]))
             else:
