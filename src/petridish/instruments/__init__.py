@@ -2,21 +2,29 @@
 sharpness/flatness, effective dimension. All randomness is seeded; nothing mutates the model."""
 from petridish.instruments.curvature import (CurvatureOperator, CurvatureSpectrum, curvature_eigenvalues,
                                              curvature_operator)
+from petridish.instruments.directions import (filter_normalize, filter_normalized_directions,
+                                              hessian_directions)
 from petridish.instruments.effective_dim import (effective_dimension, hessian_effective_dimension,
                                                  min_norm_dof, ridge_dof)
 from petridish.instruments.hessian import (HVP, SpectralDensity, TraceEstimate, hessian_trace,
                                            hvp_operator, spectral_density, top_eigenvalues)
 from petridish.instruments.lanczos import EigResult, eigsh, lanczos
+from petridish.instruments.mode_connectivity import ModeCurve, bezier_curve, bezier_points
 from petridish.instruments.neff_spectrum import NeffEstimate, neff_full_spectrum
 from petridish.instruments.max_margin import NotSeparableError, max_margin_direction, normalized_margin
 from petridish.instruments.norms import (frobenius_norms, margin_normalized_complexity, margins,
                                          norm_measures, path_norm, spectral_complexity, spectral_norm,
                                          spectral_norms, weight_matrices)
 from petridish.instruments.nuclear_norm import NuclearNormResult, min_nuclear_norm
+from petridish.instruments.surface import (Interpolation, Surface, barrier_height, interpolate, loss_at_points,
+                                           loss_surface)
 from petridish.instruments.sharpness import epsilon_sharpness, noise_increase, pac_bayes_sigma
 
 __all__ = [
     "CurvatureOperator", "CurvatureSpectrum", "curvature_operator", "curvature_eigenvalues",
+    "filter_normalize", "filter_normalized_directions", "hessian_directions",
+    "Surface", "Interpolation", "loss_surface", "loss_at_points", "interpolate", "barrier_height",
+    "ModeCurve", "bezier_curve", "bezier_points",
     "HVP", "SpectralDensity", "TraceEstimate", "EigResult",
     "hvp_operator", "top_eigenvalues", "hessian_trace", "spectral_density", "eigsh", "lanczos",
     "frobenius_norms", "spectral_norm", "spectral_norms", "path_norm", "margins", "spectral_complexity",
