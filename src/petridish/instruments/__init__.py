@@ -11,6 +11,8 @@ from petridish.instruments.hessian import (HVP, SpectralDensity, TraceEstimate, 
 from petridish.instruments.lanczos import EigResult, eigsh, lanczos
 from petridish.instruments.mode_connectivity import ModeCurve, bezier_curve, bezier_points
 from petridish.instruments.neff_spectrum import NeffEstimate, neff_full_spectrum
+from petridish.instruments.magnitude_flatness import (MagnitudeFlatness, magnitude_pac_bayes_sigma,
+                                                     magnitude_sharpness, magnitude_sharpness_alpha)
 from petridish.instruments.max_margin import NotSeparableError, max_margin_direction, normalized_margin
 from petridish.instruments.norms import (frobenius_norms, margin_normalized_complexity, margins,
                                          norm_measures, path_norm, spectral_complexity, spectral_norm,
@@ -25,6 +27,7 @@ __all__ = [
     "filter_normalize", "filter_normalized_directions", "hessian_directions",
     "Surface", "Interpolation", "loss_surface", "loss_at_points", "interpolate", "barrier_height",
     "ModeCurve", "bezier_curve", "bezier_points",
+    "MagnitudeFlatness", "magnitude_sharpness", "magnitude_sharpness_alpha", "magnitude_pac_bayes_sigma",
     "HVP", "SpectralDensity", "TraceEstimate", "EigResult",
     "hvp_operator", "top_eigenvalues", "hessian_trace", "spectral_density", "eigsh", "lanczos",
     "frobenius_norms", "spectral_norm", "spectral_norms", "path_norm", "margins", "spectral_complexity",
