@@ -22,7 +22,7 @@ from torch.func import grad, jvp, vmap
 
 from petridish.errors import check_number, invalid
 from petridish.instruments.functional import flat_loss
-from petridish.instruments.lanczos import EigResult, eigsh, lanczos_batched
+from petridish.instruments.lanczos import EigResult, eigsh, gauss_quadrature, lanczos_batched
 
 
 @dataclass
@@ -152,16 +152,7 @@ def spectral_density(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, n_ve
     V = _rademacher(n_vectors, op.dim, seed=seed, dtype=op.dtype, device=op.device)
     iters = min(iters, op.dim)
     alpha, beta, steps = lanczos_batched(op.matmat, V, iters=iters)
-    nodes, weights = [], []
-    for a, b, m in zip(alpha, beta, steps.tolist()):
-        T = torch.diag(a[:m]) + torch.diag(b[:m - 1], 1) + torch.diag(b[:m - 1], -1)
-        theta, S = torch.linalg.eigh(T)
-        th = torch.full((iters,), float(theta[-1]), dtype=torch.float64)   # padding: zero weight
-        tau = torch.zeros(iters, dtype=torch.float64)
-        th[:m], tau[:m] = theta, S[0] ** 2
-        nodes.append(th)
-        weights.append(tau)
-    nodes_t, weights_t = torch.stack(nodes), torch.stack(weights)
+    nodes_t, weights_t = gauss_quadrature(alpha, beta, steps)                   # (nv, m) each
     lo, hi = float(nodes_t.min()), float(nodes_t.max())
     span = max(hi - lo, 1e-12 * max(abs(hi), 1.0))
     if sigma is None:

@@ -208,3 +208,21 @@ def lanczos_batched(matmat: Callable[[torch.Tensor], torch.Tensor], V0: torch.Te
         if not bool(alive.any()):
             break
     return alpha.cpu(), beta[:, :m - 1].cpu(), steps.cpu()
+
+
+def gauss_quadrature(alpha: torch.Tensor, beta: torch.Tensor, steps: torch.Tensor
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gauss quadrature nodes and weights of ``lanczos_batched`` runs (stochastic Lanczos
+    quadrature): (nodes, weights), each (b, m) float64, the Ritz values of run i's tridiagonal T
+    and the squared first components of its eigenvectors, so that for a unit start vector q,
+    qᵀ f(A) q ≈ Σ_j weights[i, j] f(nodes[i, j]). Entries past ``steps[i]`` repeat the largest
+    Ritz value with weight 0 (so they change neither a sum nor the nodes' range)."""
+    b, m = alpha.shape
+    nodes = torch.zeros(b, m, dtype=torch.float64)
+    weights = torch.zeros(b, m, dtype=torch.float64)
+    for i, s in enumerate(steps.tolist()):
+        a, e = alpha[i, :s].double(), beta[i, :s - 1].double()
+        theta, S = torch.linalg.eigh(torch.diag(a) + torch.diag(e, 1) + torch.diag(e, -1))
+        nodes[i] = float(theta[-1])
+        nodes[i, :s], weights[i, :s] = theta, S[0] ** 2
+    return nodes, weights

@@ -38,7 +38,7 @@ from torch import nn
 
 from petridish.errors import check_number
 from petridish.instruments.hessian import hvp_operator
-from petridish.instruments.lanczos import eigsh, lanczos_batched
+from petridish.instruments.lanczos import eigsh, gauss_quadrature, lanczos_batched
 
 
 @dataclass
@@ -61,21 +61,6 @@ def neff_terms(lam: torch.Tensor, z: float) -> torch.Tensor:
     """f(λ) = λ/(λ+z), elementwise, float64; NaN where λ <= −z (H + zI not positive definite)."""
     lam = torch.as_tensor(lam, dtype=torch.float64)
     return torch.where(lam > -z, lam / (lam + z), torch.full_like(lam, math.nan))
-
-
-def gauss_quadrature(alpha: torch.Tensor, beta: torch.Tensor, steps: torch.Tensor
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(nodes, weights), each (b, m): Ritz values and squared first eigenvector components of
-    each run's tridiagonal T (alpha (b, m), beta (b, m−1)); entries past ``steps[i]`` get weight 0."""
-    b, m = alpha.shape
-    nodes = torch.zeros(b, m, dtype=torch.float64)
-    weights = torch.zeros(b, m, dtype=torch.float64)
-    for i, s in enumerate(steps.tolist()):
-        a, e = alpha[i, :s].double(), beta[i, :s - 1].double()
-        T = torch.diag(a) + torch.diag(e, 1) + torch.diag(e, -1)
-        theta, S = torch.linalg.eigh(T)
-        nodes[i, :s], weights[i, :s] = theta, S[0] ** 2
-    return nodes, weights
 
 
 def neff_full_spectrum(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, z: float, k: int = 40,
