@@ -338,7 +338,7 @@ EXPERIMENT = Experiment(
     run=run, run_group=run_group,
     group_by=("n_train", "n_test", "label_noise", "epochs", "lr", "momentum", "batch_size", "k", "z", "ridge",
               "width"),
-    analyze=analyze, plot=plot, seeds=3, quick_seeds=3, version=2, runtime="~45 s",
+    analyze=analyze, plot=plot, seeds=3, quick_seeds=3, version=2, runtime="~2-3 min",
     bounds={"train_error": (0.0, 1.0), "test_error": (0.0, 1.0), "rf_train_error": (0.0, 1.0),
             "rf_test_error": (0.0, 1.0)},
     table_by=("width",),

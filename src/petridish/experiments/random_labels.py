@@ -349,7 +349,7 @@ EXPERIMENT = _RandomLabels(
     run=run, run_group=run_group,
     group_by=("model", "inputs", "n_train", "n_test", "width", "channels", "epochs", "lr", "momentum",
               "batch_size"),
-    analyze=analyze, plot=plot, seeds=3, quick_seeds=3, version=2, runtime="~2 min",
+    analyze=analyze, plot=plot, seeds=3, quick_seeds=3, version=2, runtime="~2.5 min",
     bounds={"train_acc": (0.0, 1.0), "test_acc": (0.0, 1.0), "max_train_acc": (0.0, 1.0)},
     table_by=("model", "inputs", "corruption"),
     table_metrics=("train_acc", "test_acc", "steps_to_fit", "epochs_to_fit"),
