@@ -18,6 +18,7 @@ from petridish.instruments.norms import (frobenius_norms, margin_normalized_comp
                                          norm_measures, path_norm, spectral_complexity, spectral_norm,
                                          spectral_norms, weight_matrices)
 from petridish.instruments.nuclear_norm import NuclearNormResult, min_nuclear_norm
+from petridish.instruments.sharpness_tracking import SharpnessTrace, SharpnessTracker, sharpness_trajectory
 from petridish.instruments.surface import (Interpolation, Surface, barrier_height, interpolate, loss_at_points,
                                            loss_surface)
 from petridish.instruments.sharpness import epsilon_sharpness, noise_increase, pac_bayes_sigma
@@ -27,6 +28,7 @@ __all__ = [
     "filter_normalize", "filter_normalized_directions", "hessian_directions",
     "Surface", "Interpolation", "loss_surface", "loss_at_points", "interpolate", "barrier_height",
     "ModeCurve", "bezier_curve", "bezier_points",
+    "SharpnessTrace", "SharpnessTracker", "sharpness_trajectory",
     "MagnitudeFlatness", "magnitude_sharpness", "magnitude_sharpness_alpha", "magnitude_pac_bayes_sigma",
     "HVP", "SpectralDensity", "TraceEstimate", "EigResult",
     "hvp_operator", "top_eigenvalues", "hessian_trace", "spectral_density", "eigsh", "lanczos",
