@@ -305,8 +305,8 @@ def plot(cells, fig) -> None:
         ax.bar(range(len(models)), mean, yerr=err, capsize=4, color=[COLORS[m.split("-")[0]] for m in models])
         ax.set_xticks(range(len(models)), models, rotation=30)
         ax.axhline(0.1, color="gray", ls=":", label="chance")
-        ax.set(ylabel="test accuracy (95% CI)", ylim=(0, 1),
-               title=f"{dataset}: kernels (orange), NTK nets on MSE (green), SGD nets (blue)")
+        ax.set(ylabel="test accuracy (95% CI)", ylim=(0, 1))
+        ax.set_title(f"{dataset}\nkernels (orange), NTK nets on MSE (green), SGD nets (blue)", fontsize=9)
         ax.legend(fontsize=7)
 
 
