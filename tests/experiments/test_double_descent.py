@@ -10,7 +10,8 @@ import torch
 from petridish.experiments.double_descent import report
 from petridish.experiments.double_descent.arm_samples import run_samples, theory_risk
 from petridish.experiments.double_descent.buckets import padded_mlp, plan, step_cost
-from petridish.experiments.double_descent.sizes import WIDTHS, mlp_params, mlp_threshold_width, samples_n
+from petridish.experiments.double_descent.sizes import (DEFAULT_WIDTHS, WIDTHS, mlp_params, mlp_threshold_width,
+                                                        samples_n)
 from petridish.experiments.double_descent import EXPERIMENT, analyze, run, run_group
 from petridish.lab import Cell, aggregate
 from petridish.lab.executors.local import InProcessExecutor
@@ -30,6 +31,16 @@ def test_widths_are_the_notebooks():
     assert mlp_params(300) == 40 * 300 + 300 + 300 * 300 + 300 + 300 * 10 + 10
     w = mlp_threshold_width(4000)
     assert w * w + 52 * w + 10 == pytest.approx(4000)
+
+
+def test_default_sweep_affords_5_seeds_at_the_cost_of_3_seeds_of_the_notebooks_widths():
+    def cost(widths, seeds):           # both noise levels; the bucket plan's modelled step cost
+        counts = {w: 2 * seeds for w in widths}
+        return sum(step_cost(b[-1], sum(counts[w] for w in b)) for b in plan(counts))
+    assert EXPERIMENT.seeds == 5 and EXPERIMENT.param("width").default == DEFAULT_WIDTHS
+    assert set(WIDTHS) - set(DEFAULT_WIDTHS) == {177, 230} and max(DEFAULT_WIDTHS) == 300
+    assert cost(DEFAULT_WIDTHS, 5) <= 1.2 * cost(WIDTHS, 3)       # the runtime budget: +20%
+    assert cost(WIDTHS, 4) > 1.2 * cost(WIDTHS, 3)                # why not simply more seeds
 
 
 def test_bucket_plan_is_optimal_against_brute_force():
