@@ -342,5 +342,6 @@ EXPERIMENT = Experiment(
     bounds={"train_error": (0.0, 1.0), "test_error": (0.0, 1.0), "rf_train_error": (0.0, 1.0),
             "rf_test_error": (0.0, 1.0)},
     table_by=("width",),
-    table_metrics=("params", "neff", "train_error", "test_error", "rf_params", "rf_dof", "rf_test_error"),
+    table_metrics=("params", "neff", "neff_topk", "train_error", "test_error", "rf_params", "rf_dof",
+                   "rf_test_error"),
 )
