@@ -159,7 +159,7 @@ def plot(cells, fig) -> None:
             if not sel:
                 continue
             steps = np.array(sel[0].metrics["eval_steps"])
-            mean, lo, hi = curve_ci([c.metrics["test_acc_curve"] for c in sel])
+            mean, lo, hi = curve_ci([c.metrics["test_acc_curve"] for c in sel], bounds=(0.0, 1.0))
             ax2.plot(steps, 100 * mean, ls, color=f"C{i}", label=f"{LABELS[m]}{' shuffled' if s else ''}")
             ax2.fill_between(steps, 100 * lo, 100 * hi, color=f"C{i}", alpha=0.2)
     ax2.set_xlabel("Adam steps (batch 100)")
