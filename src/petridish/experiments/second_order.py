@@ -10,7 +10,11 @@ examples, from one initialization per seed, until the training loss reaches ``ta
 Each method gets the same tuning budget: ``len(GRID[method])`` settings of its main knob, the best
 (fastest to the target in wall time) reported. Costs: steps, wall seconds, and gradient-equivalents
 (one gradient = 1; one Hessian-vector product by double backward ≈ 2), a machine-independent FLOP
-proxy. K-FAC and Shampoo are not in this version; their claims read "not measured".
+proxy; the wall time of every method includes one extra full-batch forward per step (the recorded
+loss). L-BFGS counts its own iterations as steps; its target check comes after each ``step()`` call of
+up to 10 iterations, so it may overshoot the target. The Hessian-free steps use Hessian-vector
+products (CG stops at negative curvature), not Gauss–Newton ones. K-FAC and Shampoo are not in this
+version; their claims read "not measured".
 """
 from __future__ import annotations
 
