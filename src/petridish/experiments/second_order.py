@@ -195,7 +195,7 @@ EXPERIMENT = Experiment(
         Param("tuning", int, default=3, quick=2, low=1, high=3, help="settings tried per method (same for all)"),
         Param("cg_iters", int, default=30, low=1, high=10_000, help="CG iterations per Hessian-free step"),
     ),
-    run=run, analyze=analyze, plot=plot, seeds=3, quick_seeds=3, runtime="?",
+    run=run, analyze=analyze, plot=plot, seeds=3, quick_seeds=3, runtime="~1.5 min (busy machine)",
     table_by=("method",),
     table_metrics=("steps_to_target", "seconds_to_target", "grad_evals_to_target", "test_acc_at_target", "knob"),
     bounds={"test_acc_at_target": (0.0, 1.0)},
