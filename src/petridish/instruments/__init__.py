@@ -1,5 +1,7 @@
-"""Instruments that measure trained PyTorch models: norms and margins, Hessian spectra,
-sharpness/flatness, effective dimension. All randomness is seeded; nothing mutates the model."""
+"""Instruments that measure trained PyTorch models: norms and margins, Hessian, GGN and Fisher
+spectra, loss surfaces and mode connectivity, sharpness/flatness (plain and magnitude-aware) and
+its tracking along training, effective dimension. All randomness is seeded; nothing mutates the
+model."""
 from petridish.instruments.curvature import (CurvatureOperator, CurvatureSpectrum, curvature_eigenvalues,
                                              curvature_operator)
 from petridish.instruments.directions import (filter_normalize, filter_normalized_directions,
@@ -9,19 +11,19 @@ from petridish.instruments.effective_dim import (effective_dimension, hessian_ef
 from petridish.instruments.hessian import (HVP, SpectralDensity, TraceEstimate, hessian_trace,
                                            hvp_operator, spectral_density, top_eigenvalues)
 from petridish.instruments.lanczos import EigResult, eigsh, lanczos
-from petridish.instruments.mode_connectivity import ModeCurve, bezier_curve, bezier_points
-from petridish.instruments.neff_spectrum import NeffEstimate, neff_full_spectrum
 from petridish.instruments.magnitude_flatness import (MagnitudeFlatness, magnitude_pac_bayes_sigma,
                                                      magnitude_sharpness, magnitude_sharpness_alpha)
 from petridish.instruments.max_margin import NotSeparableError, max_margin_direction, normalized_margin
+from petridish.instruments.mode_connectivity import ModeCurve, bezier_curve, bezier_points
+from petridish.instruments.neff_spectrum import NeffEstimate, neff_full_spectrum
 from petridish.instruments.norms import (frobenius_norms, margin_normalized_complexity, margins,
                                          norm_measures, path_norm, spectral_complexity, spectral_norm,
                                          spectral_norms, weight_matrices)
 from petridish.instruments.nuclear_norm import NuclearNormResult, min_nuclear_norm
+from petridish.instruments.sharpness import epsilon_sharpness, noise_increase, pac_bayes_sigma
 from petridish.instruments.sharpness_tracking import SharpnessTrace, SharpnessTracker, sharpness_trajectory
 from petridish.instruments.surface import (Interpolation, Surface, barrier_height, interpolate, loss_at_points,
                                            loss_surface)
-from petridish.instruments.sharpness import epsilon_sharpness, noise_increase, pac_bayes_sigma
 
 __all__ = [
     "CurvatureOperator", "CurvatureSpectrum", "curvature_operator", "curvature_eigenvalues",

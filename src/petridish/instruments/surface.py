@@ -12,7 +12,9 @@
 The barrier of a path φ(t), t ∈ [0, 1], is max_t [L(φ(t)) − ((1 − t) L(φ(0)) + t L(φ(1)))]:
 the largest rise above the straight interpolation of the endpoint losses (0 for a convex loss
 on a line). Buffers (BatchNorm statistics) are copied, never written; the model's train/eval
-mode is used as it is and not changed.
+mode is used as it is and not changed — so call ``model.eval()`` first for a model with dropout
+(in train mode dropout draws from the global RNG, which vmap refuses: the points are then
+evaluated one by one and the surface is random) or to use BatchNorm's running statistics.
 """
 from __future__ import annotations
 
