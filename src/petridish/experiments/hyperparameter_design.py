@@ -40,7 +40,6 @@ import math
 import warnings
 
 import numpy as np
-import torch
 
 from petridish.lab import (Analysis, Experiment, Param, curve_ci, family, from_difference, mean_ci,
                            paired_difference, wilson_ci)
