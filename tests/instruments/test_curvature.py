@@ -83,3 +83,14 @@ def test_bad_input_is_one_line():
         curvature_operator(model, x, y, kind="hessian2")
     with pytest.raises(InvalidParameterError, match="The 'batch_size' parameter of curvature_operator"):
         curvature_operator(model, x, y, batch_size=0)
+
+
+def test_batchnorm_in_train_mode_keeps_its_running_statistics():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Tanh(), nn.Linear(4, 3)).double().train()
+    x, y = torch.randn(8, 3, dtype=torch.float64), torch.randint(0, 3, (8,))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    for kind in ("ggn", "fisher", "empirical_fisher"):
+        op = curvature_operator(model, x, y, kind=kind)
+        assert torch.isfinite(op(torch.ones(op.dim, dtype=torch.float64))).all()
+    assert model.training and all(torch.equal(v, before[k]) for k, v in model.state_dict().items())

@@ -28,8 +28,9 @@ from torch import nn
 from torch.func import grad, jvp, vjp
 
 from petridish.errors import check_choice, check_number, invalid
-from petridish.instruments.functional import flat_forward, flat_loss
+from petridish.instruments.functional import flat_loss
 from petridish.instruments.lanczos import EigResult, eigsh
+from petridish.instruments.pure_forward import pure_forward
 from petridish.losses import canonical, loss_value, per_example
 
 KINDS = ("ggn", "fisher", "empirical_fisher")
@@ -99,7 +100,7 @@ def curvature_operator(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, ki
     chunk = m if chunk is None else check_number(chunk, "chunk", owner, kind=int, low=1)
     _, theta0 = flat_loss(model, xs[:1], ys[:1], loss=loss, owner=owner)     # validates, gives θ0
     loss = canonical(loss)
-    fwd = flat_forward(model)
+    fwd = pure_forward(model)                                                # buffers copied per call
     dev = theta0.device
     pieces = [(xs[i:i + chunk].to(dev), ys[i:i + chunk].to(dev)) for i in range(0, m, chunk)]
 

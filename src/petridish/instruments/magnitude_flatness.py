@@ -27,7 +27,8 @@ import torch
 from torch import nn
 
 from petridish.errors import check_choice, check_number
-from petridish.instruments.functional import flat_forward, flatten_params
+from petridish.instruments.functional import flatten_params
+from petridish.instruments.pure_forward import pure_forward
 from petridish.instruments.sharpness import epsilon_sharpness, noise_increase
 
 
@@ -38,7 +39,7 @@ class _Reparametrized(nn.Module):
         super().__init__()
         w = flatten_params(model)
         self.u = nn.Parameter(torch.zeros_like(w))
-        self._fwd, self._w, self._scale = flat_forward(model), w, scale.to(w)
+        self._fwd, self._w, self._scale = pure_forward(model), w, scale.to(w)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._fwd(self._w + self._scale * self.u, x)

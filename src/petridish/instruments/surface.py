@@ -22,23 +22,23 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.func import functional_call, vmap
+from torch.func import vmap
 
 from petridish.device import target_device
 from petridish.errors import check_choice, check_number, invalid
 from petridish.instruments.directions import filter_normalized_directions, hessian_directions
-from petridish.instruments.functional import flatten_params, param_shapes, unflatten
+from petridish.instruments.functional import flatten_params, param_shapes
+from petridish.instruments.pure_forward import pure_forward
 from petridish.losses import NAMES, canonical, loss_value
 
 
 def point_function(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: str):
     """theta (p,) -> (mean loss, error) with buffers copied (never written)."""
-    shapes = param_shapes(model)
-    buffers = {n: b.detach().clone().to(x.device) for n, b in model.named_buffers()}
+    g = pure_forward(model)
     classify = not y.is_floating_point()
 
     def f(theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out = functional_call(model, ({**unflatten(theta, shapes), **buffers}), (x,))
+        out = g(theta, x)
         err = (out.argmax(-1) != y).to(out.dtype).mean() if classify else torch.full((), float("nan"), dtype=out.dtype)
         return loss_value(out, y, loss), err
 
