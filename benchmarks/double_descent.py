@@ -9,12 +9,19 @@ nn.Sequential, DataLoader(shuffle=True), torch.optim.SGD, CrossEntropyLoss, one 
 another. The petridish way is ``run_sweep("double-descent", ...)`` (stacked-weights ensembles,
 in process, fresh in-memory store). Same torch thread count for both. Wall-clock times on a
 shared machine are noisy: run it 2-3 times and keep the best.
+
+Share of peak: the useful matmul FLOPs of the sweep (training: 6·batch·Σ fan_in·fan_out per
+model per step; evaluation: 2·n·Σ fan_in·fan_out on the train and test sets; padding and
+everything else uncounted) divided by the wall time, as a fraction of the float32 matmul peak
+of all the machine's cores (square matmuls, ``benchmarks/ensemble.py``'s measure, with torch
+using every core), since petridish runs one worker process per core.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import sys
 import time
 
 
@@ -57,6 +64,14 @@ def _one_at_a_time(widths, noises, seeds, epochs) -> tuple[float, int]:
     return time.perf_counter() - t0, n
 
 
+def sweep_flops(widths, n_models_per_width: int, epochs: int, n_train: int = 4000, n_test: int = 12000,
+                batch: int = 100) -> float:
+    """Useful matmul FLOPs of training and one final evaluation of every 40->w->w->10 model."""
+    steps = epochs * -(-n_train // batch)
+    macs = [40 * w + w * w + 10 * w for w in widths]                   # multiply-adds per example
+    return n_models_per_width * sum(6 * batch * steps * m + 2 * (n_train + n_test) * m for m in macs)
+
+
 def _petridish(widths, noises, seeds, epochs) -> tuple[float, int]:
     from petridish.lab.sweep import run_sweep
     t0 = time.perf_counter()
@@ -87,11 +102,21 @@ def main(argv: list[str] | None = None) -> dict:
     widths, noises, seeds = WIDTHS[:args.widths], [0.0, 0.15], list(range(args.seeds))
     t_pd, cells = _petridish(widths, noises, seeds, args.epochs)
     t_nb, models = _one_at_a_time(widths, noises, seeds, args.epochs)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(os.cpu_count() or 1)                        # the peak of every core
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from ensemble import matmul_peak_gflops
+    peak = matmul_peak_gflops()
+    torch.set_num_threads(threads)
+    flops = sweep_flops(widths, len(noises) * len(seeds), args.epochs)
     out = {"benchmark": "double_descent", "epochs": args.epochs, "widths": widths, "noises": noises,
            "seeds": len(seeds), "models": models, "threads": torch.get_num_threads(),
            "load_avg_1min": os.getloadavg()[0],
            "one_at_a_time_s": t_nb, "petridish_s": t_pd, "speedup": t_nb / t_pd,
-           "default_500_epochs_estimate_s": t_pd * 500 / args.epochs}
+           "default_500_epochs_estimate_s": t_pd * 500 / args.epochs,
+           "matmul_peak_gflops": peak, "useful_tflop": flops / 1e12,
+           "petridish_fraction_of_peak": flops / t_pd / 1e9 / peak,
+           "one_at_a_time_fraction_of_peak": flops / t_nb / 1e9 / peak}
     if args.json:
         print(json.dumps(out))
     else:
@@ -102,6 +127,9 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"{'petridish (ensembles)':<28} {t_pd:9.1f}")
         print(f"speed-up {out['speedup']:.1f}x; the default sweep (500 epochs) would take about "
               f"{out['default_500_epochs_estimate_s'] / 60:.1f} min of petridish training at this pace")
+        print(f"petridish {flops / t_pd / 1e9:.1f} GFLOP/s = {100 * out['petridish_fraction_of_peak']:.0f}% of the "
+              f"float32 matmul peak {peak:.1f} GFLOP/s ({os.cpu_count()} cores; {flops / 1e12:.2f} TFLOP useful); "
+              f"one at a time {100 * out['one_at_a_time_fraction_of_peak']:.0f}%")
     return out
 
 
