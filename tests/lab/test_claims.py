@@ -22,6 +22,9 @@ def test_verdict_follows_the_ci_and_the_direction(direction, ci, verdict):
 def test_equivalence_margin_refutes_and_within_supports():
     assert Claim("peak", 0.001, (-0.004, 0.006), margin=0.01).verdict == "refuted"
     assert Claim("peak", 0.001, (-0.004, 0.016), margin=0.01).verdict == "inconclusive"
+    # significant but negligible: the margin is the smallest effect that counts
+    assert Claim("peak", 0.003, (0.001, 0.005), margin=0.01).verdict == "refuted"
+    assert Claim("peak", 0.003, (0.001, 0.005)).verdict == "supported"
     band = dict(null=1.0, direction="within", margin=0.1)
     assert Claim("λ/(2/η) hovers at 1", 1.02, (0.97, 1.06), **band).verdict == "supported"
     assert Claim("λ/(2/η) hovers at 1", 1.5, (1.3, 1.7), **band).verdict == "refuted"

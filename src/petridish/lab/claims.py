@@ -9,7 +9,9 @@ direction      verdict
 =============  ==============================================================================
 ``greater``    **supported** when the CI lies above the null (and p ≤ α where a p is given);
 ``less``       mirror image; **refuted** when the CI lies on the other side of the null, or
-               inside the equivalence band null ± ``margin`` when a margin is stated
+               inside the equivalence band null ± ``margin`` when a margin is stated (a
+               significant but negligible effect is refuted: the margin is the smallest
+               effect that counts)
 ``two-sided``  **supported** when the CI excludes the null; **refuted** inside null ± margin
 ``within``     **supported** when the CI lies inside null ± margin (the claim is closeness,
                e.g. "λ_max hovers at 2/η"); **refuted** when it lies wholly outside
@@ -87,10 +89,10 @@ class Claim:
             excl, opposite = hi < z, lo > z
         else:
             excl, opposite = (lo > z or hi < z), False
+        if inside or opposite:       # an effect inside the stated margin is too small to count
+            return "refuted"
         if excl and p_ok:
             return "supported"
-        if opposite or inside:
-            return "refuted"
         return "inconclusive"
 
     def finding(self) -> str:
