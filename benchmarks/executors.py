@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> dict:
     rows["local, 1 worker"], ref = _timed_sweep(args.experiment, "local", 1)
     rows["local, 2 workers"], cells2 = _timed_sweep(args.experiment, "local", 2)
     t0 = time.perf_counter()
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
     ray_start = time.perf_counter() - t0
     try:
         rows["ray local, 2 CPUs"], cells3 = _timed_sweep(args.experiment, RayExecutor(), 1)
