@@ -21,7 +21,6 @@ sᵢ = |wᵢ| + ε/α′; isotropic noise σ′z in u is noise of standard devia
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import nn
@@ -29,7 +28,7 @@ from torch import nn
 from petridish.errors import check_choice, check_number
 from petridish.instruments.functional import flatten_params
 from petridish.instruments.pure_forward import pure_forward
-from petridish.instruments.sharpness import epsilon_sharpness, noise_increase
+from petridish.instruments.sharpness import epsilon_sharpness, largest_ok, noise_increase
 
 
 class _Reparametrized(nn.Module):
@@ -43,27 +42,6 @@ class _Reparametrized(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._fwd(self._w + self._scale * self.u, x)
-
-
-def _largest(ok: Callable[[float], bool], hi: float, rtol: float, max_iters: int) -> float:
-    """The largest a in (0, hi] with ok(a), to relative width rtol, for ok true at small a and
-    false at large (halve from hi until ok, then bisect); 0.0 if ok fails down to hi / 2**max_iters."""
-    if ok(hi):
-        return hi
-    lo = hi
-    for _ in range(max_iters):
-        lo = lo / 2
-        if ok(lo):
-            break
-        hi = lo
-    else:
-        return 0.0
-    for _ in range(max_iters):
-        if hi - lo <= rtol * lo:
-            break
-        mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if ok(mid) else (lo, mid)
-    return lo
 
 
 @dataclass
@@ -100,7 +78,7 @@ def magnitude_sharpness_alpha(model: nn.Module, x: torch.Tensor, y: torch.Tensor
     epsilon = check_number(epsilon, "epsilon", owner, low=0)
     ok = lambda a: magnitude_sharpness(model, x, y, alpha=a, epsilon=epsilon, steps=steps, loss=loss,  # noqa: E731
                                        seed=seed) <= bound
-    a = _largest(ok, alpha_max, rtol, max_iters)
+    a = largest_ok(ok, alpha_max, rtol, max_iters)
     return MagnitudeFlatness(a, 1 / a ** 2 if a > 0 else float("inf"), "sharpness_mag", bound, "loss",
                              epsilon, int(seed))
 
@@ -123,6 +101,6 @@ def magnitude_pac_bayes_sigma(model: nn.Module, x: torch.Tensor, y: torch.Tensor
         wrapped = _Reparametrized(model, torch.sqrt(w2 + (epsilon / s) ** 2))
         return noise_increase(wrapped, x, y, s, n_draws=n_draws, metric=metric, loss=loss, seed=seed) <= bound
 
-    s = _largest(ok, sigma_max, rtol, max_iters)
+    s = largest_ok(ok, sigma_max, rtol, max_iters)
     return MagnitudeFlatness(s, 1 / s ** 2 if s > 0 else float("inf"), "pac_bayes_mag", bound, metric,
                              epsilon, int(seed))

@@ -111,24 +111,26 @@ def pac_bayes_sigma(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, bound
     Z = _draws(n_draws, theta, seed)
     with torch.no_grad():
         ok = lambda s: _mean_increase(m, theta, Z, s) <= bound   # noqa: E731
-        if ok(sigma_max):
-            return float(sigma_max)
-        hi = sigma_max
-        lo = sigma_max
-        # geometric descent to a σ that keeps the bound, then bisection on [lo, hi].
-        for _ in range(max_iters):
-            lo = lo / 2
-            if ok(lo):
-                break
-            hi = lo
-        else:
-            return 0.0
-        for _ in range(max_iters):
-            if hi - lo <= rtol * lo:
-                break
-            mid = 0.5 * (lo + hi)
-            if ok(mid):
-                lo = mid
-            else:
-                hi = mid
-    return float(lo)
+        return float(largest_ok(ok, sigma_max, rtol, max_iters))
+
+
+def largest_ok(ok, hi: float, rtol: float, max_iters: int) -> float:
+    """The largest a in (0, hi] with ok(a), to relative width rtol, for ok true at small a and
+    false at large: ``hi`` if ok(hi); else halve from hi until ok, then bisect on [lo, hi] and
+    return the lower end (which satisfies ok); 0.0 if ok fails down to hi / 2**max_iters."""
+    if ok(hi):
+        return hi
+    lo = hi
+    for _ in range(max_iters):
+        lo = lo / 2
+        if ok(lo):
+            break
+        hi = lo
+    else:
+        return 0.0
+    for _ in range(max_iters):
+        if hi - lo <= rtol * lo:
+            break
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if ok(mid) else (lo, mid)
+    return lo
