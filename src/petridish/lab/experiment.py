@@ -153,6 +153,10 @@ class Experiment:
     table_by: tuple[str, ...] | None = None   # params that define a table row; default: all swept
     table_metrics: tuple[str, ...] | None = None  # scalar metrics shown in `show`; default: all
     bounds: dict[str, tuple[float, float]] = field(default_factory=dict)  # metric -> range, e.g. errors (0, 1)
+    # The experiment contract suite (``petridish check``, ``lab.check``):
+    tiny: dict[str, Any] = field(default_factory=dict)   # overrides for a seconds-long check run (on top of quick)
+    group_rtol: float = 1e-4     # run_group vs run, relative, per metric (float32 paths differ in rounding)
+    quick_budget_s: float = 90.0  # `--quick` wall-time budget on 2 cores (checked by `check --timing`)
 
     def param(self, name: str) -> Param:
         for p in self.params:
