@@ -88,3 +88,83 @@ def test_sqlite_is_in_wal_mode(tmp_path):
     s = SQLStore(str(tmp_path / "w"))
     with s.engine.connect() as c:
         assert c.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+
+
+def _runs_for_queries(store):
+    """r0..r5: created 0..5, experiments a/b alternating, r4 and r5 still running."""
+    for i in range(6):
+        store.create_run(RunRecord(f"r{i}", "ab"[i % 2], {}, [0], {}, "running", float(i)), [f"k{i}", "shared"])
+        if i < 4:
+            store.update_run(f"r{i}", status="finished")
+
+
+def test_query_runs_filters_paginates_and_counts(store):
+    _runs_for_queries(store)
+    page, total = store.query_runs(limit=2)
+    assert [r.id for r in page] == ["r5", "r4"] and total == 6
+    page, total = store.query_runs(limit=2, offset=4)
+    assert [r.id for r in page] == ["r1", "r0"] and total == 6
+    assert store.query_runs(limit=2, offset=6) == ([], 6)
+    page, total = store.query_runs(experiment="a")
+    assert [r.id for r in page] == ["r4", "r2", "r0"] and total == 3
+    page, total = store.query_runs(status="running")
+    assert [r.id for r in page] == ["r5", "r4"] and total == 2
+    page, total = store.query_runs(since=1.0, until=3.0)          # since <= created < until
+    assert [r.id for r in page] == ["r2", "r1"] and total == 2
+    page, total = store.query_runs(experiment="b", status="finished", since=2.0)
+    assert [r.id for r in page] == ["r3"] and total == 1
+    assert store.query_runs(experiment="nope") == ([], 0)
+
+
+def test_cell_counts_group_by_run_and_status(store):
+    _runs_for_queries(store)
+    store.put_cells([_cell("k0"), _cell("k1", "failed"), _cell("k2", "diverged"), _cell("shared"),
+                     _cell("unrelated")])
+    got = store.cell_counts(["r0", "r1", "r2", "r3", "missing"])
+    assert got == {"r0": {"done": 2}, "r1": {"failed": 1, "done": 1}, "r2": {"diverged": 1, "done": 1},
+                   "r3": {"done": 1}, "missing": {}}       # a cell shared by runs counts in each
+    assert store.cell_counts([]) == {}
+
+
+def test_experiment_names_are_distinct_and_sorted(store):
+    assert store.experiment_names() == []
+    _runs_for_queries(store)
+    assert store.experiment_names() == ["a", "b"]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def sql_target(request, tmp_path):
+    return request.getfixturevalue("pg_url") if request.param == "postgresql" else str(tmp_path / "runs")
+
+
+def test_read_only_store_reads_and_refuses_writes(sql_target):
+    rw = SQLStore(sql_target)
+    rw.create_run(RunRecord("r", "e", {}, [0], {}, "running", 1.0), ["a"])
+    rw.put_cells([_cell("a")])
+    ro = SQLStore(sql_target, read_only=True)
+    try:
+        assert ro.get_run("r").id == "r" and ro.cell_counts(["r"]) == {"r": {"done": 1}}
+        with pytest.raises(Exception, match="(?i)read-only|readonly|read only"):
+            ro.put_cells([_cell("b")])
+        with pytest.raises(Exception, match="(?i)read-only|readonly|read only"):
+            ro.update_run("r", status="finished")
+        rw.put_cells([_cell("c")])                        # a writer beside the reader is unaffected
+        assert set(ro.get_cells(["a", "c"])) == {"a", "c"}
+    finally:
+        ro.close()
+        rw.close()
+
+
+def test_read_only_store_must_exist(tmp_path):
+    from petridish.errors import PetridishError
+    with pytest.raises(PetridishError, match="There is no results store at .*petridish.db: run an experiment"):
+        SQLStore(str(tmp_path / "nothing"), read_only=True)
+    assert not (tmp_path / "nothing").exists()           # opening read-only creates nothing
+
+
+def test_sqlite_runs_list_uses_an_index(tmp_path):
+    s = SQLStore(str(tmp_path / "w"))
+    with s.engine.connect() as c:
+        plan = " ".join(str(r[-1]) for r in c.exec_driver_sql(
+            "EXPLAIN QUERY PLAN SELECT * FROM runs WHERE experiment = 'x' ORDER BY created DESC LIMIT 50"))
+    assert "ix_runs_experiment_created" in plan and "TEMP B-TREE" not in plan

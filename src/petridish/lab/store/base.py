@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from collections import Counter
 from typing import Any, Iterable
 
 from petridish.lab.experiment import Cell
@@ -73,4 +74,28 @@ class Store(ABC):
     def finished_keys(self, keys: Iterable[str]) -> set[str]:
         return {k for k, c in self.get_cells(keys).items() if c.status in FINISHED}
 
+    # read side of the dashboard (petridish.ui): paginated, filtered, counted without a query per run
+    def query_runs(self, *, experiment: str | None = None, status: str | None = None,
+                   since: float | None = None, until: float | None = None,
+                   limit: int = 50, offset: int = 0) -> tuple[list[RunRecord], int]:
+        """One page of the runs that match, newest first (ties by id), and how many match in all.
+        ``since <= created < until`` (unix seconds); ``None`` leaves a filter off."""
+        runs = [r for r in self.list_runs(experiment) if _matches(r, status, since, until)]
+        runs.sort(key=lambda r: (-r.created, r.id))
+        return runs[offset:offset + limit], len(runs)
+
+    def cell_counts(self, run_ids: Iterable[str]) -> dict[str, dict[str, int]]:
+        """Stored cells per run and status, e.g. ``{"r1": {"done": 98, "failed": 2}}``; a run
+        without stored cells maps to ``{}``. Cells not yet computed are not counted."""
+        return {rid: dict(Counter(c.status for c in self.run_cells(rid))) for rid in dict.fromkeys(run_ids)}
+
+    def experiment_names(self) -> list[str]:
+        """The distinct experiment names of the stored runs, sorted."""
+        return sorted({r.experiment for r in self.list_runs()})
+
     def close(self) -> None: ...
+
+
+def _matches(r: RunRecord, status: str | None, since: float | None, until: float | None) -> bool:
+    return ((status is None or r.status == status) and (since is None or r.created >= since)
+            and (until is None or r.created < until))

@@ -6,8 +6,8 @@ import math
 import os
 from typing import Any, Iterable
 
-from sqlalchemy import (Column, Float, Integer, MetaData, String, Table, Text, create_engine,
-                        event, select, update)
+from sqlalchemy import (Column, Float, Index, Integer, MetaData, String, Table, Text, create_engine,
+                        event, func, inspect, select, update)
 from sqlalchemy.engine import Engine
 
 from petridish.errors import PetridishError
@@ -46,6 +46,11 @@ cells_t = Table(
     Column("peak_mem_mb", Float, nullable=False),
     Column("run_id", String(64)),
 )
+# the dashboard's runs list: newest first, optionally within one experiment or status (created
+# once on open of a writable store, so older stores get them too)
+INDEXES = (Index("ix_runs_created", runs_t.c.created),
+           Index("ix_runs_experiment_created", runs_t.c.experiment, runs_t.c.created),
+           Index("ix_runs_status_created", runs_t.c.status, runs_t.c.created))
 
 
 def _dumps(obj: Any) -> str:
@@ -64,18 +69,43 @@ def store_url(target: str | None) -> str:
     return "sqlite:///" + os.path.abspath(path)
 
 
+def readonly_url(target: str | None) -> tuple[str, dict[str, Any]]:
+    """(URL, connect_args) that open an existing store read-only: SQLite with ``mode=ro``,
+    PostgreSQL with read-only transactions; other backends as they are."""
+    if target is None or target == "":
+        target = os.environ.get("PETRIDISH_STORE", "petridish-runs")
+    if "://" not in target:
+        path = target if target.endswith((".db", ".sqlite", ".sqlite3")) else os.path.join(target, "petridish.db")
+        if not os.path.isfile(path):
+            raise PetridishError(f"There is no results store at {os.path.abspath(path)}: run an experiment "
+                                 "first (`petridish run NAME`) or pass --store DIR|URL.")
+        return "sqlite:///file:" + os.path.abspath(path) + "?mode=ro&uri=true", {}
+    if target.startswith(("postgresql", "postgres")):
+        return target, {"options": "-c default_transaction_read_only=on"}
+    return target, {}
+
+
 class SQLStore(Store):
-    def __init__(self, url: str | None = None):
-        self.url = store_url(url)
+    def __init__(self, url: str | None = None, *, read_only: bool = False):
+        """``read_only``: open an existing store for reading only (the dashboard); the database
+        itself refuses writes (SQLite ``mode=ro``, PostgreSQL read-only transactions)."""
+        self.read_only = read_only
+        self.url, connect_args = readonly_url(url) if read_only else (store_url(url), {})
         try:
-            self.engine: Engine = create_engine(self.url, future=True)
+            self.engine: Engine = create_engine(self.url, future=True, connect_args=connect_args)
         except Exception as e:
             raise PetridishError(
                 f"The '--store' option must be a SQLAlchemy URL or a directory. Got {url!r} ({e}).") from None
         if self.engine.dialect.name == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "connect", _sqlite_readonly_pragmas if read_only else _sqlite_pragmas)
         try:
-            _meta.create_all(self.engine)
+            if read_only:
+                if not inspect(self.engine).has_table("runs"):
+                    raise PetridishError("it holds no runs table")
+            else:
+                _meta.create_all(self.engine)
+                for ix in INDEXES:
+                    ix.create(self.engine, checkfirst=True)
         except Exception as e:
             raise PetridishError(f"Could not open the results store at {self.url}: {e}") from None
 
@@ -131,6 +161,36 @@ class SQLStore(Store):
         with self.engine.connect() as c:
             return [_run(r) for r in c.execute(q)]
 
+    def query_runs(self, *, experiment=None, status=None, since=None, until=None, limit=50, offset=0):
+        conds = [c for c in (runs_t.c.experiment == experiment if experiment is not None else None,
+                             runs_t.c.status == status if status is not None else None,
+                             runs_t.c.created >= since if since is not None else None,
+                             runs_t.c.created < until if until is not None else None) if c is not None]
+        q = select(runs_t).where(*conds).order_by(runs_t.c.created.desc(), runs_t.c.id)
+        with self.engine.connect() as c:
+            total = c.execute(select(func.count()).select_from(runs_t).where(*conds)).scalar_one()
+            rows = c.execute(q.limit(max(0, int(limit))).offset(max(0, int(offset)))).all()
+        return [_run(r) for r in rows], int(total)
+
+    def cell_counts(self, run_ids: Iterable[str]) -> dict[str, dict[str, int]]:
+        ids = list(dict.fromkeys(run_ids))
+        out: dict[str, dict[str, int]] = {i: {} for i in ids}
+        # one GROUP BY per 500 runs: run_keys' primary key (run_id, pos) finds a run's keys,
+        # cells' primary key finds each cell; no query per run
+        q = (select(run_keys_t.c.run_id, cells_t.c.status, func.count())
+             .select_from(run_keys_t.join(cells_t, cells_t.c.key == run_keys_t.c.key)))
+        with self.engine.connect() as c:
+            for i in range(0, len(ids), 500):
+                chunk = q.where(run_keys_t.c.run_id.in_(ids[i:i + 500])).group_by(run_keys_t.c.run_id,
+                                                                                 cells_t.c.status)
+                for run_id, status, n in c.execute(chunk):
+                    out[run_id][status] = int(n)
+        return out
+
+    def experiment_names(self) -> list[str]:
+        with self.engine.connect() as c:    # DISTINCT over the experiment index
+            return [r[0] for r in c.execute(select(runs_t.c.experiment).distinct().order_by(runs_t.c.experiment))]
+
     def run_keys(self, run_id: str) -> list[str]:
         with self.engine.connect() as c:
             rows = c.execute(select(run_keys_t.c.key).where(run_keys_t.c.run_id == run_id)
@@ -175,6 +235,13 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")   # WAL + NORMAL survives a killed process
     cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def _sqlite_readonly_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA busy_timeout=30000")   # a writer's checkpoint may hold the lock briefly
+    cur.execute("PRAGMA query_only=ON")        # belt and braces over mode=ro
     cur.close()
 
 
