@@ -6,6 +6,7 @@ from petridish.models.linear import Linear
 from petridish.models.mlp import MLP
 from petridish.models.random_features import RandomFeatures
 from petridish.models.registry import BUILDERS, build_model
+from petridish.models.residual import ResidualCNN1D, ResidualMLP
 
 __all__ = ["Linear", "RandomFeatures", "MLP", "CNN1D", "GRUClassifier", "AttentionClassifier",
-           "build_model", "BUILDERS"]
+           "ResidualMLP", "ResidualCNN1D", "build_model", "BUILDERS"]

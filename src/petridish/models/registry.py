@@ -13,6 +13,7 @@ from petridish.models.gru import GRUClassifier
 from petridish.models.linear import Linear
 from petridish.models.mlp import MLP
 from petridish.models.random_features import RandomFeatures
+from petridish.models.residual import ResidualCNN1D, ResidualMLP
 
 BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "linear": lambda d_in, d_out, seed, **kw: Linear(d_in, d_out, **kw),
@@ -22,6 +23,8 @@ BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "cnn": lambda d_in, d_out, seed, **kw: CNN1D(d_in=d_in, d_out=d_out, **kw),
     "gru": lambda d_in, d_out, seed, **kw: GRUClassifier(d_in=d_in, d_out=d_out, **kw),
     "attention": lambda d_in, d_out, seed, **kw: AttentionClassifier(d_in=d_in, d_out=d_out, **kw),
+    "resmlp": lambda d_in, d_out, seed, width=64, blocks=2, **kw: ResidualMLP(d_in, width, blocks, d_out, **kw),
+    "rescnn": lambda d_in, d_out, seed, **kw: ResidualCNN1D(d_in=d_in, d_out=d_out, **kw),
 }
 
 
@@ -30,7 +33,7 @@ def build_model(name: str, *, d_in: int, d_out: int, seed: int, **kwargs: Any) -
 
     The global torch RNG is forked, so building a model never disturbs the caller's
     random stream. Defaults: mlp width 100 depth 2; random-features 256 features
-    (its fixed first layer is also drawn from ``seed``).
+    (its fixed first layer is also drawn from ``seed``); resmlp width 64, 2 blocks.
     """
     check_choice(name, "name", "build_model", tuple(BUILDERS))
     seed = check_number(seed, "seed", "build_model", kind=int, low=0)

@@ -40,8 +40,9 @@ def padded_width(n: int) -> int:
 
 def supports_fast(model: nn.Module) -> bool:
     """True for models exposing ``fast_layers()`` (petridish MLP / Linear) with a supported
-    activation and plain nn.Linear layers, all trainable."""
-    if not hasattr(model, "fast_layers"):
+    activation and plain nn.Linear layers, all trainable, and no dropout (the hand-written
+    step has none)."""
+    if not hasattr(model, "fast_layers") or getattr(model, "dropout", 0.0) > 0:
         return False
     layers, act = model.fast_layers()
     return act in FAST_ACTIVATIONS and all(type(l) is nn.Linear for l in layers) and \

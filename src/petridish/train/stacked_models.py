@@ -27,7 +27,8 @@ from petridish.losses import canonical, per_example
 
 def supports_stacked(model: nn.Module) -> bool:
     """True for petridish CNN1D and single-layer, scalar-input GRUClassifier models."""
-    if not all(p.requires_grad for p in model.parameters()) or list(model.buffers()):
+    if not all(p.requires_grad for p in model.parameters()) or list(model.buffers()) \
+            or getattr(model, "dropout", 0.0) > 0:   # the stacked forward has no dropout
         return False
     if type(model) is CNN1D:
         return all(c.bias is not None and c.padding_mode == "zeros" and c.dilation == (1,) and c.groups == 1
