@@ -19,7 +19,9 @@ from torch import nn
 
 from petridish.device import CPU, target_device
 from petridish.errors import check_choice, check_number, invalid
+from petridish import steps
 from petridish.models.registry import build_model
+from petridish.train.adversarial import Adversarial, Attacker, check_adversarial, ensemble_path
 from petridish.train.batches import batch_slices, epoch_orders
 from petridish.train.config import check_data, eval_points, make_config, per_member
 from petridish.train.evaluate import evaluate
@@ -45,8 +47,8 @@ def train_ensemble(model_fn: Callable[[int], nn.Module] | str, x: torch.Tensor, 
                    eval_every: int | None = None, betas: Sequence[float] = (0.9, 0.999),
                    eps: float = 1e-8, data_seeds: Sequence[int] | None = None,
                    model_kwargs: dict[str, Any] | None = None, path: str = "auto",
-                   on_eval: Callable[[int, dict[str, dict[str, torch.Tensor]]], None] | None = None
-                   ) -> EnsembleResult:
+                   on_eval: Callable[[int, dict[str, dict[str, torch.Tensor]]], None] | None = None,
+                   adversarial: Adversarial | dict | None = None) -> EnsembleResult:
     """Train K = len(seeds) models together.
 
     * ``model_fn(seed) -> nn.Module`` builds member k from ``seeds[k]``; or a model name
@@ -63,6 +65,9 @@ def train_ensemble(model_fn: Callable[[int], nn.Module] | str, x: torch.Tensor, 
     * ``on_eval(step, {set: {metric: (K,) tensor}})`` is called after each evaluation
       (e.g. to report intermediate values to adaptive search, which may stop training
       by raising).
+    * ``adversarial``: PGD adversarial training as in ``train``; member k's random starts are
+      those of ``train(seed=data_seeds[k])``. It needs input gradients, so it runs on the
+      generic engines ("auto" means "vmap", or "loop" for recurrent modules).
     * Device: that of ``x`` if the caller put it off the CPU, else
       ``petridish.device.current_device()``. Members are built (initialized) on the CPU
       and moved there; every tensor of the result is on the CPU.
@@ -88,6 +93,7 @@ def train_ensemble(model_fn: Callable[[int], nn.Module] | str, x: torch.Tensor, 
     scales = per_member(init_scale, "init_scale", OWNER, k, low=0)
     check_choice(path, "path", OWNER, PATHS)
     eval_sets = _check_eval_sets(eval_sets, OWNER, members=k)
+    adv = check_adversarial(adversarial, OWNER)
 
     build = _builder(model_fn, x, y, y_stacked, cfg.loss, model_kwargs)
     dev = target_device(x)
@@ -95,7 +101,8 @@ def train_ensemble(model_fn: Callable[[int], nn.Module] | str, x: torch.Tensor, 
     if dev != x.device or dev != y.device:
         x, y = x.to(dev), y.to(dev)
         eval_sets = {s: (ex.to(dev), ey.to(dev)) for s, (ex, ey) in eval_sets.items()}
-    engine, used = _engine(models, cfg.loss, path)
+    engine, used = _engine(models, cfg.loss, ensemble_path(adv, path, models, OWNER))
+    attacker = Attacker(adv, cfg.loss, data_seeds) if adv is not None else None
     opt = StackedOptimizer(engine.params, kind=cfg.optimizer, lr=lrs, momentum=moms,
                            weight_decay=wds, betas=cfg.betas, eps=cfg.eps)
 
@@ -110,9 +117,13 @@ def train_ensemble(model_fn: Callable[[int], nn.Module] | str, x: torch.Tensor, 
     batches = _batch_stream(x, y, y_stacked, cfg.batch_size, data_seeds)
     all_active = True
     last = together = 0                    # steps so far; steps every member took
+    steps.expect(cfg.steps)               # progress for the lab (a no-op when nobody listens)
     for step in range(cfg.steps):
         xb, yb, xs = next(batches)
-        loss_k, grads = engine.loss_and_grads(xb, yb, x_stacked=xs, y_stacked=xs or y_stacked)
+        ys = xs or y_stacked
+        if attacker is not None:      # per-member PGD examples (K, B, ...) against the current weights
+            xb, xs = attacker.ensemble(engine, xb, yb, x_stacked=xs, y_stacked=ys), True
+        loss_k, grads = engine.loss_and_grads(xb, yb, x_stacked=xs, y_stacked=ys)
         # fast path: every member still training and no target: one finiteness check (a
         # finite sum implies every member's loss is finite)
         if not (all_active and cfg.target_loss is None and math.isfinite(float(loss_k.sum()))):
@@ -138,6 +149,7 @@ def train_ensemble(model_fn: Callable[[int], nn.Module] | str, x: torch.Tensor, 
         else:
             done += active.to(torch.int64)
         last = step + 1
+        steps.advance()
         if last in points and eval_sets:
             _record(engine, eval_sets, cfg.loss, k, evals, eval_steps, last)
             if on_eval is not None:

@@ -10,6 +10,8 @@ from torch import nn
 
 from petridish.device import CPU, target_device
 from petridish.errors import check_number, invalid
+from petridish import steps
+from petridish.train.adversarial import Adversarial, Attacker, check_adversarial
 from petridish.train.batches import batch_indices
 from petridish.train.config import check_data, eval_points, make_config
 from petridish.train.evaluate import evaluate
@@ -26,7 +28,7 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, optimizer: str 
           schedule: str = "constant", warmup_fraction: float = 0.05, target_loss: float | None = None,
           seed: int = 0, eval_sets: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
           eval_every: int | None = None, betas: Sequence[float] = (0.9, 0.999),
-          eps: float = 1e-8) -> TrainResult:
+          eps: float = 1e-8, adversarial: Adversarial | dict | None = None) -> TrainResult:
     """Train ``model`` in place on (x, y) and return its history.
 
     * optimizer: "sgd" (minibatch, torch.optim.SGD), "gd" (full-batch SGD), "adam"
@@ -40,6 +42,10 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, optimizer: str 
     * Each update first measures the minibatch loss; training stops *before* the update
       when that loss is non-finite (``diverged``) or <= ``target_loss``.
     * ``eval_sets`` {name: (x, y)} are measured every ``eval_every`` updates and at the end.
+    * ``adversarial`` (an ``Adversarial`` or a dict of its fields, e.g. ``{"eps": 0.1}``): PGD
+      adversarial training (Madry et al. 2018; ``petridish.train.adversarial``): each minibatch
+      is replaced by PGD examples against the current weights before the update; the loss
+      history is then the adversarial loss.
     * Device: that of ``x`` or the model if the caller put them off the CPU, else
       ``petridish.device.current_device()``; the model comes back on the CPU (if it started
       there) and every returned tensor is on the CPU.
@@ -56,6 +62,8 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, optimizer: str 
     if not isinstance(model, nn.Module):
         raise invalid("model", OWNER, "a torch.nn.Module", type(model).__name__)
     eval_sets = _check_eval_sets(eval_sets, OWNER)
+    adv = check_adversarial(adversarial, OWNER)
+    attacker = Attacker(adv, cfg.loss, [seed]) if adv is not None else None
     home = next(model.parameters(), torch.empty(0)).device
     dev = target_device(x, next(model.parameters(), None))
     if dev != x.device or dev != home:
@@ -79,9 +87,12 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, optimizer: str 
     eval_steps: list[int] = []
     diverged = reached = False
     done = 0
+    steps.expect(cfg.steps)               # progress for the lab (a no-op when nobody listens)
     for step in range(cfg.steps):
         idx = next(stream)
         xb, yb = (x, y) if idx is None else (x[idx], y[idx])
+        if attacker is not None:
+            xb = attacker.solo(model, xb, yb)
         opt.param_groups[0]["lr"] = lr * lr_multiplier(cfg.schedule, step, cfg.steps,
                                                        warmup_fraction=cfg.warmup_fraction)
         opt.zero_grad(set_to_none=True)
@@ -97,6 +108,7 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, optimizer: str 
         value.backward()
         opt.step()
         done = step + 1
+        steps.advance()
         if done in points and eval_sets:
             _record(model, eval_sets, cfg.loss, evals, eval_steps, done)
     if eval_sets and (not eval_steps or eval_steps[-1] != done):
