@@ -52,7 +52,8 @@ GRAPH = {m: imports_of(m) for m in MODULES}
 def test_the_graph_is_read():
     assert len(MODULES) > 50
     assert "petridish.lab.experiment" in GRAPH["petridish.lab.sweep"]
-    assert "petridish.lab.registry" in GRAPH["petridish.lab.sweep"]
+    assert "petridish.lab.source" in GRAPH["petridish.lab.sweep"]
+    assert "petridish.lab.registry" in GRAPH["petridish.lab.source"]
 
 
 def test_lab_never_imports_the_catalogue():

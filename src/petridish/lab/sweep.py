@@ -14,13 +14,13 @@ from typing import Any, Sequence
 
 from petridish.device import resolve_device
 from petridish.errors import invalid
-from petridish.lab import registry
 from petridish.lab.cellkey import canonical, cell_key
 from petridish.lab.executors import Executor, make_executor
 from petridish.lab.experiment import Analysis, Cell, Experiment
 from petridish.lab.progress import Progress
 from petridish.lab.provenance import provenance
 from petridish.lab.session import RunSession
+from petridish.lab.source import load_experiment
 from petridish.lab.store import FINISHED, RunRecord, Store
 from petridish.lab.worker import Task
 
@@ -40,8 +40,9 @@ class SweepResult:
 
 
 def resolve(experiment: str | Experiment) -> Experiment:
-    """An Experiment as given, or the one registered under that name (``lab.registry``)."""
-    return experiment if isinstance(experiment, Experiment) else registry.get(experiment)
+    """An Experiment as given, or the one a spec names (``lab.source.load_experiment``): a
+    registered name, a path to a .py file or package directory, or ``package.module:ATTR``."""
+    return experiment if isinstance(experiment, Experiment) else load_experiment(experiment)
 
 
 def seed_list(seeds: int | Sequence[int] | None, exp: Experiment, quick: bool) -> list[int]:
