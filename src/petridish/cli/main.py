@@ -68,7 +68,7 @@ def run_cmd(
         raise PetridishError(f"The '--workers' option must be an int >= 1. Got {workers}.")
     try:
         res = run_sweep(name, overrides=parse_sets(set_), seeds=seeds, quick=quick, store=store,
-                        workers=workers, executor=executor, address=address, progress=False if as_json else None,
+                        workers=workers, executor=executor, address=address, progress=None,
                         device=device)
     except KeyboardInterrupt:
         typer.echo("interrupted: every finished cell is stored; run the same command again to resume.", err=True)
