@@ -17,7 +17,9 @@ class Dataset:
     classification labels int64 (n,); regression targets float32 (n,) or (n, k).
     ``meta`` holds at least name, n_train, n_test, dim, classes (0 = regression) and
     params (the generation arguments). ``corrupted`` is a bool (n_train,) mask of the
-    training labels that ``label_noise`` actually changed.
+    training labels that ``label_noise`` actually changed. ``groups_train``/``groups_test``
+    are optional int64 (n_train,)/(n_test,) group ids (e.g. ``petridish.data.groups``), for
+    subgroup metrics; None when the data set has no group column.
     """
 
     x_train: Tensor
@@ -26,6 +28,8 @@ class Dataset:
     y_test: Tensor
     meta: dict[str, Any] = field(default_factory=dict)
     corrupted: Tensor | None = None
+    groups_train: Tensor | None = None
+    groups_test: Tensor | None = None
 
     @property
     def n_train(self) -> int:

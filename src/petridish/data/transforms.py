@@ -17,7 +17,9 @@ def subsample(ds: Dataset, n: int, *, seed: int) -> Dataset:
     meta.setdefault("transforms", [])
     meta["transforms"] = list(meta["transforms"]) + [{"subsample": n, "seed": seed}]
     corrupted = ds.corrupted[keep] if ds.corrupted is not None else None
-    return ds.with_(x_train=ds.x_train[keep], y_train=ds.y_train[keep], meta=meta, corrupted=corrupted)
+    groups = ds.groups_train[keep] if ds.groups_train is not None else None
+    return ds.with_(x_train=ds.x_train[keep], y_train=ds.y_train[keep], meta=meta, corrupted=corrupted,
+                    groups_train=groups)
 
 
 def label_noise(ds: Dataset, p: float, *, seed: int) -> Dataset:
