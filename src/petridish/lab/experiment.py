@@ -157,6 +157,7 @@ class Experiment:
     tiny: dict[str, Any] = field(default_factory=dict)   # overrides for a seconds-long check run (on top of quick)
     group_rtol: float = 1e-4     # run_group vs run, relative, per metric (float32 paths differ in rounding)
     quick_budget_s: float = 90.0  # `--quick` wall-time budget on 2 cores (checked by `check --timing`)
+    wall_metrics: tuple[str, ...] = ()  # metrics that measure wall time: type-checked, exempt from equality checks
 
     def param(self, name: str) -> Param:
         for p in self.params:
