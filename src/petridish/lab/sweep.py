@@ -20,8 +20,9 @@ from petridish.lab.experiment import Analysis, Cell, Experiment
 from petridish.lab.progress import Progress
 from petridish.lab.provenance import provenance
 from petridish.lab.session import RunSession
-from petridish.lab.source import load_experiment
-from petridish.lab.store import FINISHED, RunRecord, Store
+from petridish.lab.source import load_experiment, source_info
+from petridish.lab.source_guard import changes, key_name, short, use_pin
+from petridish.lab.store import FINISHED, RunRecord, Store, open_store
 from petridish.lab.worker import Task
 
 
@@ -55,9 +56,35 @@ def seed_list(seeds: int | Sequence[int] | None, exp: Experiment, quick: bool) -
     return [int(s) for s in seeds]
 
 
-def run_id_for(exp: Experiment, cfg: dict[str, Any], seeds: list[int]) -> str:
-    blob = canonical({"e": exp.name, "v": exp.version, "c": cfg, "s": seeds})
+def run_id_for(exp: Experiment, cfg: dict[str, Any], seeds: list[int], pin: str | None = None) -> str:
+    """Content hash of the sweep; ``pin``: a source hash (a new version of changed code, ``lab.source_guard``)."""
+    spec = {"e": exp.name, "v": exp.version, "c": cfg, "s": seeds}
+    blob = canonical(spec if pin is None else {**spec, "src": pin})
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def source_plan(store: str | Store | None, exp: Experiment, cfg: dict[str, Any], seeds: list[int],
+                mode: str = "stop") -> tuple[list[tuple[str, dict, int]], str, dict[str, Any]]:
+    """The sweep's (key, params, seed) cells, its run id and its provenance about the source,
+    after checking that no reused cell was computed by other code (``lab.source_guard``)."""
+    src = source_info(exp)
+    st = store if isinstance(store, Store) else open_store(store)
+    try:
+        pin = short(src) if use_pin(st, src, run_id_for(exp, cfg, seeds, short(src)), mode) else None
+        cells = [(cell_key(key_name(exp.name, pin), exp.version, p, s), p, s) for p, s in exp.grid(cfg, seeds)]
+        rid = run_id_for(exp, cfg, seeds, pin)
+        prev = st.get_run(rid)
+        logged = list((prev.provenance or {}).get("source_changes", [])) if prev else []
+        logged += changes(st, exp.name, src, rid, [c[0] for c in cells], mode)
+    finally:
+        if st is not store:
+            st.close()
+    prov: dict[str, Any] = {"source": src}
+    if pin:
+        prov["source_version"] = pin          # cell keys are computed from "name@pin"
+    if logged:
+        prov["source_changes"] = logged
+    return cells, rid, prov
 
 
 def make_tasks(exp: Experiment, todo: list[tuple[str, dict, int]], device: str = "cpu") -> list[Task]:
@@ -75,23 +102,27 @@ def make_tasks(exp: Experiment, todo: list[tuple[str, dict, int]], device: str =
 def run_sweep(experiment: str | Experiment, *, overrides: dict[str, Any] | None = None,
               seeds: int | Sequence[int] | None = None, quick: bool = False,
               store: str | Store | None = None, workers: int | None = 1, executor: str | Executor = "local",
-              address: str | None = None, progress: bool | None = None, device: str = "cpu") -> SweepResult:
+              address: str | None = None, progress: bool | None = None, device: str = "cpu",
+              source_changed: str = "stop") -> SweepResult:
     """Run (or resume) a sweep. ``workers=None``: one worker process per core (``local``, as the
     CLI does; a script then needs the ``if __name__ == "__main__":`` guard of spawned processes)
     or one per cluster CPU (``ray``). Every cell runs on one thread whatever the executor and
     worker count, so the cells' bits do not depend on either. ``device``: "cpu" (default),
-    "cuda" or "auto" (CUDA when there is one); recorded in the run's provenance."""
+    "cuda" or "auto" (CUDA when there is one); recorded in the run's provenance. ``experiment``:
+    an Experiment, a registered name, a .py file or package directory, or ``package.module:ATTR``.
+    ``source_changed``: what to do when reused cells were computed by other source code
+    (``lab.source_guard``): "stop" (raise), "new-version" or "continue"."""
     exp = resolve(experiment)
     device = resolve_device(device, "run")
     if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
         raise invalid("workers", "run", "an int >= 1", workers)
     cfg = exp.config(overrides, quick=quick)
     seed_ids = seed_list(seeds, exp, quick)
-    cells = [(cell_key(exp.name, exp.version, p, s), p, s) for p, s in exp.grid(cfg, seed_ids)]
+    cells, rid, source_prov = source_plan(store, exp, cfg, seed_ids, source_changed)
     keys = [c[0] for c in cells]
     ex_name = executor if isinstance(executor, str) else getattr(executor, "name", "custom")
-    prov = provenance(seeds=seed_ids, executor=ex_name, workers=workers, device=device)
-    record = RunRecord(run_id_for(exp, cfg, seed_ids), exp.name, cfg, seed_ids, prov, "running", time.time())
+    prov = {**provenance(seeds=seed_ids, executor=ex_name, workers=workers, device=device), **source_prov}
+    record = RunRecord(rid, exp.name, cfg, seed_ids, prov, "running", time.time())
     with RunSession(store, record, keys) as session:
         done = session.store.finished_keys(keys)
         todo = [c for c in cells if c[0] not in done]
