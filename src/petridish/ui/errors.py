@@ -1,0 +1,43 @@
+"""Errors as one clear sentence: JSON ``{"detail": ...}`` under /api/ and for downloads, an HTML
+page elsewhere (a person is reading). Same status codes either way: 404 unknown, 422 invalid."""
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+
+def _wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/api/") or request.url.path.endswith((".csv", ".parquet", ".png"))
+
+
+def _reply(request: Request, status: int, detail: str):
+    if _wants_json(request):
+        return JSONResponse({"detail": detail}, status_code=status)
+    title = {404: "Not found", 422: "Invalid request"}.get(status, "Error")
+    return request.app.state.templates.TemplateResponse(
+        request, "error.html", {"title": title, "message": detail, "status": status}, status_code=status)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError):
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"][1:]) or str(err["loc"][0])
+        got = err.get("input")
+        got_text = "nothing" if got is None else repr(got)[:80]
+        return _reply(request, 422, f"The '{where}' parameter of {request.url.path[:100]} is invalid: "
+                                    f"{err['msg']}. Got {got_text}.")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException):
+        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = f"There is no page {request.url.path[:100]}."
+        return _reply(request, exc.status_code, detail)
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, exc: Exception):
+        return _reply(request, 500, f"The dashboard hit an internal error on {request.url.path[:100]} "
+                                    f"({type(exc).__name__}: {str(exc)[:200]}).")
