@@ -29,6 +29,7 @@ from petridish.lab.executors import Executor, make_executor
 from petridish.lab.experiment import Analysis, Cell, Experiment
 from petridish.lab.provenance import provenance
 from petridish.lab.session import RunSession
+from petridish.lab.source import source_info
 from petridish.lab.store import FINISHED, RunRecord, Store, open_store
 from petridish.lab.sweep import analyze, resolve
 from petridish.lab.worker import Task
@@ -113,6 +114,7 @@ def run_search(experiment: str | Experiment, *, metric: str, direction: str = "m
     prov["search"] = {"study": name, "journal": jpath, "metric": metric, "direction": direction,
                       "sampler": sampler, "pruner": pruner, "budget": budget, "space": space.describe(),
                       "fixed": space.fixed}
+    prov["source"] = source_info(exp)   # show/report find a file experiment again (lab.source)
     with RunSession(st, RunRecord(rid, exp.name, cfg, [seed], prov, "running", time.time()), []) as session:
         with make_executor(executor, workers, address, owner="search") as ex:
             computed = _loop(study, exp, space, session, metric=metric, budget=budget, seed=seed,
