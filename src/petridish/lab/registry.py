@@ -22,6 +22,7 @@ from petridish.lab.experiment import Experiment
 GROUP = "petridish.experiments"
 
 _registered: dict[str, Experiment] = {}
+_origins: dict[str, str] = {}        # name -> the distribution whose entry point declared it, or "register()"
 _loaded = {"entry_points": False}
 
 
@@ -30,6 +31,7 @@ def register(exp: Experiment) -> Experiment:
     if not isinstance(exp, Experiment):
         raise TypeError(f"register() takes an Experiment. Got {type(exp).__name__}.")
     _registered[exp.name] = exp
+    _origins[exp.name] = "register()"
     return exp
 
 
@@ -41,14 +43,23 @@ def _load_entry_points() -> None:
         obj = ep.load()
         found = obj() if callable(obj) and not isinstance(obj, Experiment) else obj
         items: Iterable = found.values() if isinstance(found, dict) else ([found] if isinstance(found, Experiment) else found)
+        dist = f"{ep.dist.name} {ep.dist.version}" if getattr(ep, "dist", None) else ep.value
         for exp in items:
             _registered.setdefault(exp.name, exp)    # explicit register() calls win
+            _origins.setdefault(exp.name, dist)
 
 
 def catalogue() -> dict[str, Experiment]:
     """Every known experiment, by name, sorted."""
     _load_entry_points()
     return dict(sorted(_registered.items()))
+
+
+def origin(name: str) -> str:
+    """Where a known experiment was declared: "<distribution> <version>" of its entry point
+    (petridish's own catalogue: "petridish X.Y"), or "register()"."""
+    _load_entry_points()
+    return _origins.get(name, "register()")
 
 
 def get(name: str) -> Experiment:
