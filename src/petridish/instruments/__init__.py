@@ -1,7 +1,9 @@
 """Instruments that measure trained PyTorch models: norms and margins, Hessian, GGN and Fisher
 spectra, loss surfaces and mode connectivity, sharpness/flatness (plain and magnitude-aware) and
-its tracking along training, effective dimension. All randomness is seeded; nothing mutates the
+its tracking along training, effective dimension, adversarial attacks (FGSM, PGD, DeepFool). All randomness is seeded; nothing mutates the
 model."""
+from petridish.instruments.attacks import (DeepFoolResult, NormDistribution, deepfool, deepfool_norms, fgsm, pgd,
+                                           robust_accuracy, success_rate)
 from petridish.instruments.curvature import (CurvatureOperator, CurvatureSpectrum, curvature_eigenvalues,
                                              curvature_operator)
 from petridish.instruments.directions import (filter_normalize, filter_normalized_directions,
@@ -26,6 +28,8 @@ from petridish.instruments.surface import (Interpolation, Surface, barrier_heigh
                                            loss_surface)
 
 __all__ = [
+    "fgsm", "pgd", "deepfool", "robust_accuracy", "success_rate", "deepfool_norms", "DeepFoolResult",
+    "NormDistribution",
     "CurvatureOperator", "CurvatureSpectrum", "curvature_operator", "curvature_eigenvalues",
     "filter_normalize", "filter_normalized_directions", "hessian_directions",
     "Surface", "Interpolation", "loss_surface", "loss_at_points", "interpolate", "barrier_height",
