@@ -195,6 +195,8 @@ def _mount() -> None:
     app.add_typer(ctf.app, name="ctf")
     bench.register(app)
     search.register(app)
+    from petridish.cli import check as check_cli   # `petridish check`: the experiment contract suite
+    check_cli.register(app)
     from petridish.cli import ui as ui_cli   # `petridish ui`: the dashboard
     ui_cli.register(app)
 
