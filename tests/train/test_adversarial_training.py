@@ -76,7 +76,8 @@ def test_adversarial_training_raises_robust_accuracy():
         res[name] = torch.stack([robust_accuracy(ens.member(k), x, y, eps_list=[0.0, eps], lower=0.0, upper=1.0)
                                  for k in range(3)])                  # (seeds, 2): clean, robust
     gain = res["adversarial"][:, 1] - res["standard"][:, 1]
-    # measured: robust accuracy ≈ 0.45 standard vs ≈ 0.8 adversarial; spread over seeds a few points
+    # measured (3 seeds): robust accuracy 0.44–0.45 standard vs 0.65–0.69 adversarial, gains 0.21–0.23;
+    # clean accuracy 0.92–0.94 vs 0.90–0.91
     assert float(gain.min()) > 0.15, res
     assert float(res["adversarial"][:, 0].min()) > 0.8, res        # still a working classifier
 
