@@ -219,7 +219,7 @@ class _Bench:
     def partial(self) -> str:
         cells = self.all_cells()
         n = len(cells)
-        _sweep_views(self.exp, self.cfg, cells, "the complete tiny sweep")
+        _sweep_views(self.exp, self.cfg, cells, f"the complete tiny sweep ({n} cells)")
         roles = partial_roles(n)
         part = []
         for c, role in zip(cells, roles):
