@@ -10,7 +10,7 @@ from torch import nn
 
 from petridish.device import CPU, target_device
 from petridish.errors import check_number, invalid
-from petridish import steps
+from petridish import steps as _steps   # progress (`steps` is an argument here)
 from petridish.train.adversarial import Adversarial, Attacker, check_adversarial
 from petridish.train.batches import batch_indices
 from petridish.train.config import check_data, eval_points, make_config
@@ -87,7 +87,8 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, optimizer: str 
     eval_steps: list[int] = []
     diverged = reached = False
     done = 0
-    steps.expect(cfg.steps)               # progress for the lab (a no-op when nobody listens)
+    _steps.expect(cfg.steps)              # progress for the lab (a no-op when nobody listens)
+    _steps.expect(cfg.steps)              # progress for the lab (a no-op when nobody listens)
     for step in range(cfg.steps):
         idx = next(stream)
         xb, yb = (x, y) if idx is None else (x[idx], y[idx])
@@ -108,7 +109,8 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, optimizer: str 
         value.backward()
         opt.step()
         done = step + 1
-        steps.advance()
+        _steps.advance()
+        _steps.advance()
         if done in points and eval_sets:
             _record(model, eval_sets, cfg.loss, evals, eval_steps, done)
     if eval_sets and (not eval_steps or eval_steps[-1] != done):
