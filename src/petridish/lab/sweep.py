@@ -126,20 +126,29 @@ def run_sweep(experiment: str | Experiment, *, overrides: dict[str, Any] | None 
     with RunSession(store, record, keys) as session:
         done = session.store.finished_keys(keys)
         todo = [c for c in cells if c[0] not in done]
-        bar = Progress(len(cells), len(cells) - len(todo), label=exp.name, enabled=progress)
+        bar = Progress(len(cells), len(cells) - len(todo), label=exp.name, enabled=progress,
+                       publish=lambda snap: _publish_progress(session, snap))
         try:
             if todo:
                 tasks = make_tasks(exp, todo, device)
                 with make_executor(executor, workers, address, n_tasks=len(tasks)) as ex:
                     session.provenance["workers"] = ex.workers
-                    for _task, finished in ex.run(tasks):
+                    ex.progress = lambda task, d, t: bar.task_steps(id(task), len(task.cells), d, t)
+                    for task, finished in ex.run(tasks):
                         session.commit(finished)           # committed before the next result is read
-                        bar.advance(len(finished))
+                        bar.task_ended(id(task), len(finished), sum(c.status == "failed" for c in finished))
+                    ex.progress = None
         finally:
             bar.close()
         got = session.store.get_cells(keys)
     out = [got[k] for k in keys if k in got]
     return SweepResult(record.id, exp.name, out, analyze(exp, out), computed=len(todo))
+
+
+def _publish_progress(session: RunSession, snapshot: dict[str, Any]) -> None:
+    """The run record carries the sweep's progress (``Progress.snapshot``) for the dashboard."""
+    session.provenance["progress"] = snapshot
+    session.store.update_run(session.run_id, provenance=session.provenance)
 
 
 def analyze(exp: Experiment, cells: list[Cell]) -> Analysis:

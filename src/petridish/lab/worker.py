@@ -10,6 +10,11 @@ float reductions are then split the same way everywhere, and cells come out bitw
 identical whichever executor and worker count ran them. It runs inside
 ``petridish.device.use_device(task.device)``, so training, kernels and instruments
 compute on that device ("cpu" unless the run asked for CUDA).
+
+Progress: ``run_task(task, progress)`` listens to the training steps the task reports
+through ``petridish.steps`` and hands ``progress(done, total)`` a few times a second.
+Process-pool workers get a queue (anything with ``put``) once, when they start
+(``set_queue``), and ``run_queued(task, ticket)`` puts ``(ticket, done, total)`` on it.
 """
 from __future__ import annotations
 
@@ -19,8 +24,10 @@ import sys
 import time
 import traceback
 from dataclasses import dataclass
+from contextlib import nullcontext
 from typing import Any, Callable
 
+from petridish import steps
 from petridish.device import use_device
 from petridish.lab.experiment import Cell, Experiment, Pruned, reset_reporter, set_reporter
 from petridish.threads import pin_threads
@@ -57,15 +64,44 @@ def failed_cells(task: Task, error: str) -> list[Cell]:
     return [Cell(k, task.name, p, s, "failed", {}, error) for k, p, s in task.cells]
 
 
-def run_task(task: Task) -> list[Cell]:
-    """Run every cell of ``task`` on one thread; an exception fails only the cells it belongs to."""
+def run_task(task: Task, progress: steps.Sink | None = None) -> list[Cell]:
+    """Run every cell of ``task`` on one thread; an exception fails only the cells it belongs to.
+    ``progress(done, total)`` receives the task's training steps, cumulative, ~4 times a second."""
     token = set_reporter(task.reporter) if task.reporter is not None else None
     try:
-        with pin_threads(1), use_device(task.device):
+        with pin_threads(1), use_device(task.device), \
+                (steps.listen(progress) if progress is not None else nullcontext()):
             return _run_cells(task)
     finally:
         if token is not None:
             reset_reporter(token)
+
+
+_QUEUE: Any = None     # this worker process's channel to the driver (set_queue): has put(item)
+
+
+def set_queue(queue: Any) -> None:
+    """Process-pool initializer: remember the channel to the driver (``local.PipeWriter``)."""
+    global _QUEUE
+    _QUEUE = queue
+
+
+class QueueSink:
+    """``(done, total)`` -> ``queue.put((ticket, done, total))``; picklable (Ray ships it in the task call)."""
+
+    def __init__(self, queue: Any, ticket: int):
+        self.queue, self.ticket = queue, ticket
+
+    def __call__(self, done: int, total: int) -> None:
+        try:
+            self.queue.put((self.ticket, done, total))   # local.PipeWriter or ray.util.queue.Queue
+        except Exception:       # a closed queue or a lost queue actor loses a message, never the task
+            pass
+
+
+def run_queued(task: Task, ticket: int) -> list[Cell]:
+    """``run_task`` in a process-pool worker, its progress sent through the queue from ``set_queue``."""
+    return run_task(task, QueueSink(_QUEUE, ticket) if _QUEUE is not None else None)
 
 
 def _run_cells(task: Task) -> list[Cell]:

@@ -20,7 +20,6 @@ from torch import nn
 from petridish.device import CPU, target_device
 from petridish.errors import check_choice, check_number, invalid
 from petridish import steps as _steps   # progress (`steps` is an argument here)
-from petridish import steps as _steps   # progress (`steps` is an argument here)
 from petridish.models.registry import build_model
 from petridish.train.adversarial import Adversarial, Attacker, check_adversarial, ensemble_path
 from petridish.train.batches import batch_slices, epoch_orders
@@ -119,7 +118,6 @@ def train_ensemble(model_fn: Callable[[int], nn.Module] | str, x: torch.Tensor, 
     all_active = True
     last = together = 0                    # steps so far; steps every member took
     _steps.expect(cfg.steps)              # progress for the lab (a no-op when nobody listens)
-    _steps.expect(cfg.steps)              # progress for the lab (a no-op when nobody listens)
     for step in range(cfg.steps):
         xb, yb, xs = next(batches)
         ys = xs or y_stacked
@@ -151,7 +149,6 @@ def train_ensemble(model_fn: Callable[[int], nn.Module] | str, x: torch.Tensor, 
         else:
             done += active.to(torch.int64)
         last = step + 1
-        _steps.advance()
         _steps.advance()
         if last in points and eval_sets:
             _record(engine, eval_sets, cfg.loss, k, evals, eval_steps, last)

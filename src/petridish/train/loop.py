@@ -88,7 +88,6 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, optimizer: str 
     diverged = reached = False
     done = 0
     _steps.expect(cfg.steps)              # progress for the lab (a no-op when nobody listens)
-    _steps.expect(cfg.steps)              # progress for the lab (a no-op when nobody listens)
     for step in range(cfg.steps):
         idx = next(stream)
         xb, yb = (x, y) if idx is None else (x[idx], y[idx])
@@ -109,7 +108,6 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, optimizer: str 
         value.backward()
         opt.step()
         done = step + 1
-        _steps.advance()
         _steps.advance()
         if done in points and eval_sets:
             _record(model, eval_sets, cfg.loss, evals, eval_steps, done)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import itertools
 from abc import ABC, abstractmethod
 from collections import deque
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from petridish.lab.experiment import Cell
 from petridish.lab.worker import Task, failed_cells
@@ -38,18 +38,37 @@ class Executor(ABC):
     * ``close()`` cancels what is in flight and releases the workers; it is safe to call
       twice, and executors are context managers.
 
+    * Progress: if ``progress`` is set (``progress(task, done, total)``), each running task's
+      training steps (``petridish.steps``) reach it a few times a second, on the driver's
+      thread, while ``submit`` (in-process) or ``wait`` (pools) runs. ``done`` never goes down
+      for a task, retries included; messages of a task that has ended are dropped. Progress
+      never changes what a task computes.
+
     Backends implement two hooks: ``_start(ticket, task)`` and ``_collect()``, which blocks
-    until at least one started task ends and returns ``[(ticket, cells or WorkerDied)]``.
+    until at least one started task ends and returns ``[(ticket, cells or WorkerDied)]``;
+    backends with workers elsewhere forward their progress to ``_report`` while they wait.
     Retries live here, once.
     """
 
     name: str = "?"
     workers: int = 1
     max_retries: int = 2
+    progress: Callable[[Task, int, int], None] | None = None   # (task, steps done, steps expected)
 
     def __init__(self) -> None:
         self._tickets = itertools.count()
         self._pending: dict[int, tuple[Task, int]] = {}       # ticket -> (task, attempts so far)
+        self._steps: dict[int, tuple[int, int]] = {}           # ticket -> highest (done, total) so far
+
+    def _report(self, ticket: int, done: int, total: int) -> None:
+        """A worker's ``(done, total)`` for ``ticket``: passed on, never going down, if the task still runs."""
+        if self.progress is None or ticket not in self._pending:
+            return
+        d0, t0 = self._steps.get(ticket, (0, 0))
+        if done < d0 or (done == d0 and total <= t0):    # a retry starting over, or nothing new
+            return
+        self._steps[ticket] = (done, max(total, t0))
+        self.progress(self._pending[ticket][0], done, max(total, t0))
 
     @abstractmethod
     def _start(self, ticket: int, task: Task) -> None:
@@ -77,6 +96,7 @@ class Executor(ABC):
                         continue
                     result = failed_cells(task, f"worker died {attempts + 1} times: {result}")
                 del self._pending[ticket]
+                self._steps.pop(ticket, None)
                 out.append((ticket, result))
         return out
 
@@ -96,6 +116,7 @@ class Executor(ABC):
     def close(self) -> None:
         """Cancel what is in flight and release the workers. Safe to call twice."""
         self._pending.clear()
+        self._steps.clear()
 
     def __enter__(self):
         return self

@@ -8,6 +8,10 @@ process (a test fixture, a notebook), that instance is used and left running.
 Workers return Cell records; the driver (``run_sweep``) is the only writer of the
 store. Retries follow the one policy of ``executors.base``; Ray's own task retries
 are switched off so that the base class counts attempts.
+
+Progress (only when the driver listens): one ``ray.util.queue.Queue`` actor (no CPU
+reserved) per executor; each task gets a ``QueueSink`` and the driver drains the queue
+every ``POLL_S`` seconds while it waits for results.
 """
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ from typing import Any
 from petridish.errors import check_number
 from petridish.lab.executors.base import Executor, WorkerDied
 from petridish.lab.experiment import Cell
-from petridish.lab.worker import Task, failed_cells, run_task
+from petridish.lab.worker import QueueSink, Task, failed_cells, run_task
 
 try:
     import ray
@@ -27,8 +31,11 @@ except ImportError as e:   # optional extra: pip install 'petridish[ray]'
 from petridish.lab.executors.ray_connect import connect  # noqa: E402  (address, token, one-line errors)
 
 
-def _run_remote(task: Task) -> list[Cell]:
-    return run_task(task)
+POLL_S = 0.25      # how often the driver drains progress messages while it waits for results
+
+
+def _run_remote(task: Task, sink: QueueSink | None = None) -> list[Cell]:
+    return run_task(task, sink)
 
 
 class RayExecutor(Executor):
@@ -53,6 +60,7 @@ class RayExecutor(Executor):
         self._workers = workers
         self._started = False
         self._remote = None
+        self._queue: Any = None         # ray.util.queue.Queue of (ticket, done, total), while progress is on
         self._refs: dict[Any, int] = {}
 
     @property
@@ -69,10 +77,29 @@ class RayExecutor(Executor):
 
     def _start(self, ticket: int, task: Task) -> None:
         self._ensure()
-        self._refs[self._remote.remote(task)] = ticket
+        if self.progress is not None and self._queue is None:
+            from ray.util.queue import Queue
+            self._queue = Queue(actor_options={"num_cpus": 0})
+        sink = QueueSink(self._queue, ticket) if self.progress is not None else None
+        self._refs[self._remote.remote(task, sink)] = ticket
+
+    def _drain(self) -> None:
+        if self._queue is None:
+            return
+        try:
+            n = self._queue.qsize()
+            items = self._queue.get_nowait_batch(n) if n else []
+        except Exception:            # the queue actor is gone: progress stops, results do not
+            return
+        for ticket, done, total in items:
+            self._report(ticket, done, total)
 
     def _collect(self) -> list[tuple[int, list[Cell] | WorkerDied]]:
-        ready, _ = ray.wait(list(self._refs), num_returns=1)
+        ready: list[Any] = []
+        while not ready and self._refs:
+            ready, _ = ray.wait(list(self._refs), num_returns=1,
+                                timeout=POLL_S if self._queue is not None else None)
+            self._drain()
         out: list[tuple[int, list[Cell] | WorkerDied]] = []
         for ref in ready:
             ticket = self._refs.pop(ref)
@@ -96,6 +123,12 @@ class RayExecutor(Executor):
             except Exception:   # already finished or the cluster is gone
                 pass
         self._refs.clear()
+        if self._queue is not None:
+            try:
+                self._queue.shutdown(force=True)
+            except Exception:   # the cluster is gone
+                pass
+            self._queue = None
         if self._started and ray.is_initialized():
             ray.shutdown()
         self._started = False
