@@ -16,6 +16,7 @@ from petridish.cli.emit import emit_json
 from petridish.cli.options import device_option, parse_sets
 from petridish.errors import PetridishError
 from petridish.lab import registry
+from petridish.lab.source import experiment_for
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   rich_markup_mode=None,
@@ -31,22 +32,35 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on 
 
 @app.command("list")
 def list_cmd(as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout.")) -> None:
-    """The catalogue: one line per experiment."""
+    """The catalogue and the installed plug-ins: one line per experiment."""
     cat = registry.catalogue()
+    where = {n: _origin_label(registry.origin(n)) for n in cat}
     if as_json:
         emit_json([{"name": e.name, "summary": e.summary or e.question, "reference": e.reference,
-                    "runtime": e.runtime} for e in cat.values()])
+                    "runtime": e.runtime, "origin": registry.origin(e.name), "plugin": where[e.name] != "catalogue"}
+                   for e in cat.values()])
         return
     width = max((len(n) for n in cat), default=10)
     for e in cat.values():
-        typer.echo(f"{e.name.ljust(width)}  {e.summary or e.question}  [{e.runtime}]")
+        mark = "" if where[e.name] == "catalogue" else f"  ({where[e.name]})"
+        typer.echo(f"{e.name.ljust(width)}  {e.summary or e.question}  [{e.runtime}]{mark}")
+
+
+def _origin_label(origin: str) -> str:
+    """"catalogue" for petridish's own experiments, else "plug-in: <distribution version>"."""
+    return "catalogue" if origin.split(" ")[0] == "petridish" else f"plug-in: {origin}"
 
 
 @app.command("run")
 def run_cmd(
-    name: str = typer.Argument(..., help="Experiment name (see `petridish list`)."),
+    name: str = typer.Argument(..., help="Experiment: a name (see `petridish list`), PATH.py, a package "
+                                         "directory, or package.module:ATTR."),
     set_: list[str] = typer.Option([], "--set", help="Override a parameter: key=value, or key=a,b,c to sweep."),
     seeds: Optional[int] = typer.Option(None, "--seeds", help="Number of seeds (default: the experiment's)."),
+    new_version: bool = typer.Option(False, "--new-version", help="The experiment's source changed: start a new "
+                                     "run with its own cells (the source hash goes into run id and cell keys)."),
+    continue_changed: bool = typer.Option(False, "--continue-changed", help="The experiment's source changed: "
+                                          "keep the run's cells and record the change in its provenance."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Local worker processes, each cell on one "
                                           "thread [one per core; with ray: the cluster's CPUs]."),
     store: Optional[str] = typer.Option(None, "--store", help="SQLAlchemy URL or directory [./petridish-runs]."),
@@ -66,10 +80,13 @@ def run_cmd(
         raise PetridishError(f"The '--seeds' option must be an int >= 1. Got {seeds}.")
     if workers is not None and workers < 1:
         raise PetridishError(f"The '--workers' option must be an int >= 1. Got {workers}.")
+    if new_version and continue_changed:
+        raise PetridishError("The '--new-version' and '--continue-changed' options exclude each other. Pass one.")
+    mode = "new-version" if new_version else "continue" if continue_changed else "stop"
     try:
         res = run_sweep(name, overrides=parse_sets(set_), seeds=seeds, quick=quick, store=store,
                         workers=workers, executor=executor, address=address, progress=None,
-                        device=device)
+                        device=device, source_changed=mode)
     except KeyboardInterrupt:
         typer.echo("interrupted: every finished cell is stored; run the same command again to resume.", err=True)
         raise typer.Exit(130)
@@ -107,14 +124,14 @@ def _load_run(store: Optional[str], run: str):
     if rec is None:
         raise PetridishError(f"No run '{run}' in the store {getattr(st, 'url', store)}. "
                              "Run 'petridish runs' to list runs.")
-    return st, rec, registry.get(rec.experiment), st.run_cells(rec.id)
+    return st, rec, experiment_for(rec), st.run_cells(rec.id)
 
 
 def _print_summary(st, run_id: str) -> None:
     from petridish.lab.sweep import analyze
     from petridish.lab.table import render_text
     rec = st.get_run(run_id)
-    exp = registry.get(rec.experiment)
+    exp = experiment_for(rec)
     cells = st.run_cells(rec.id)
     typer.echo(f"{exp.name} — run {rec.id} ({rec.status}, {len(cells)}/{rec.n_cells} cells, "
                f"{rec.wall_time:.1f} s)\n")
@@ -195,6 +212,8 @@ def _mount() -> None:
     app.add_typer(ctf.app, name="ctf")
     bench.register(app)
     search.register(app)
+    from petridish.cli import new as new_cli   # `petridish new NAME`: a working experiment file and its test
+    new_cli.register(app)
     from petridish.cli import check as check_cli   # `petridish check`: the experiment contract suite
     check_cli.register(app)
     from petridish.cli import ui as ui_cli   # `petridish ui`: the dashboard
