@@ -58,20 +58,20 @@ _loaded: dict[int, tuple[Experiment, SourceRef]] = {}   # id(exp) -> (exp, where
 # ---------------------------------------------------------------------------------------------- hashing
 
 def _py_files(path: Path) -> list[Path]:
-    """A package directory's .py files (sorted by relative path), or the file itself."""
-    if path.is_dir():
-        return sorted((p for p in path.rglob("*.py") if "__pycache__" not in p.parts),
-                      key=lambda p: p.relative_to(path).as_posix())
-    return [path]
+    """A package directory's .py files, sorted by relative path."""
+    return sorted((p for p in path.rglob("*.py") if "__pycache__" not in p.parts),
+                  key=lambda p: p.relative_to(path).as_posix())
 
 
 def source_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 of a .py file, or of every .py file of a package directory (names and contents)."""
+    """SHA-256 of a .py file (as `sha256sum` prints it), or of every .py file of a package
+    directory (relative names and contents, NUL-separated)."""
     root = Path(path)
+    if not root.is_dir():
+        return hashlib.sha256(root.read_bytes()).hexdigest()
     h = hashlib.sha256()
     for f in _py_files(root):
-        if root.is_dir():
-            h.update(f.relative_to(root).as_posix().encode() + b"\0")
+        h.update(f.relative_to(root).as_posix().encode() + b"\0")
         h.update(f.read_bytes())
         h.update(b"\0")
     return h.hexdigest()
