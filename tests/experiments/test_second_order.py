@@ -1,5 +1,5 @@
-"""second-order (first version): every method reaches the quick target; L-BFGS and Hessian-free solve a convex
-quadratic to 1e-8; verdicts flip with the phenomenon (synthetic cells); K-FAC/Shampoo are 'not measured'."""
+"""second-order: every method reaches the quick target; L-BFGS and Hessian-free solve a convex quadratic to 1e-8
+(K-FAC and Shampoo: tests/train/test_kfac.py, test_shampoo.py); verdicts flip with the phenomenon (synthetic cells)."""
 import json
 
 import matplotlib
@@ -8,7 +8,7 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from petridish.experiments.second_order import analyze, plot
+from petridish.experiments.second_order import METHODS, SECOND, analyze, plot
 from petridish.lab import Cell
 from petridish.lab.sweep import run_sweep
 from petridish.train.hessian_free import HessianFree
@@ -50,8 +50,8 @@ def test_quick_run_reaches_the_target_with_every_method():
     assert all(c.metrics["reached"] for c in res.cells), [(c.params["method"], c.metrics["final_loss"])
                                                           for c in res.cells]
     verdicts = [c.verdict for c in res.analysis.claims]
-    assert len(verdicts) == 6 and verdicts[-2:] == ["not measured", "not measured"]
-    assert all(v != "not measured" for v in verdicts[:4])
+    assert len(verdicts) == 8 and all(v != "not measured" for v in verdicts), verdicts
+    assert {c.params["method"] for c in res.cells} == set(METHODS)
     json.dumps(res.analysis.to_json())
     fig = Figure(figsize=(10, 4))
     plot(res.cells, fig)
@@ -62,8 +62,8 @@ def _cells(faster: bool):
     rng = np.random.default_rng(0)
     out = []
     for s in range(4):
-        for m in ("sgd-momentum", "adam", "lbfgs", "hessian-free"):
-            second = m in ("lbfgs", "hessian-free")
+        for m in METHODS:
+            second = m in SECOND
             sec = (0.1 if (second and faster) else 1.0) * (1 + 0.05 * rng.standard_normal())
             ge = (30 if (second and faster) else 300) * (1 + 0.05 * rng.standard_normal())
             out.append(Cell(key=f"{m}{s}", experiment="second-order", params={"method": m}, seed=s, status="done",
@@ -76,6 +76,6 @@ def _cells(faster: bool):
 def test_verdicts_flip_with_the_phenomenon():
     on = [c.verdict for c in analyze(_cells(True)).claims]
     off = [c.verdict for c in analyze(_cells(False)).claims]
-    assert on == ["supported"] * 4 + ["not measured"] * 2, on
-    assert all(v == "inconclusive" for v in off[:4]), off
+    assert on == ["supported"] * 8, on
+    assert all(v == "inconclusive" for v in off), off
     assert "nan" not in " ".join(analyze(_cells(False)).findings).lower()
