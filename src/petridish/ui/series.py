@@ -14,10 +14,23 @@ from petridish.lab.stats import aggregate
 
 
 def axes(cfg: dict[str, Any], exp: Experiment | None) -> list[str]:
-    """The swept parameters that define a row: the experiment's ``table_by``, else every list in the config."""
+    """The swept parameters that define a row: the experiment's ``table_by``, else every list in the
+    config (in declaration order when the experiment is known: stored configs have sorted keys)."""
     if exp is not None and exp.table_by:
         return [k for k in exp.table_by if k in cfg]
-    return [k for k, v in cfg.items() if isinstance(v, list)]
+    order = [p.name for p in exp.params if p.name in cfg] if exp is not None else list(cfg)
+    return [k for k in order if isinstance(cfg[k], list)]
+
+
+def x_first(cfg: dict[str, Any], by: list[str]) -> list[str]:
+    """``by`` with the chart's x axis first: the numeric sweep with the most values (ties: first)."""
+    if not by:
+        return by
+    def score(k):
+        vals = cfg.get(k) if isinstance(cfg.get(k), list) else []
+        return (all(_num(v) is not None for v in vals) and len(vals) > 0, len(vals))
+    x = max(by, key=score)
+    return [x] + [k for k in by if k != x]
 
 
 def _num(x: Any) -> float | None:
@@ -26,7 +39,7 @@ def _num(x: Any) -> float | None:
 
 def series(cfg: dict[str, Any], cells: list[Cell], exp: Experiment | None = None, *,
            label: str = "", max_lines: int = 12) -> dict[str, Any]:
-    by = axes(cfg, exp)
+    by = x_first(cfg, axes(cfg, exp))
     metrics = list(exp.table_metrics) if exp is not None and exp.table_metrics else None
     rows = aggregate(cells, by=by, metrics=metrics, bounds=exp.bounds if exp is not None else None)
     x = by[0] if by else None

@@ -34,9 +34,12 @@ def _runs(store: Store, raw: list[str]) -> list[RunRecord]:
     return runs
 
 
-def _params(runs: list[RunRecord]) -> list[dict]:
-    """One row per parameter (and the seeds): its value in each run, and whether they differ."""
-    names = list(dict.fromkeys(k for r in runs for k in r.config))
+def _params(runs: list[RunRecord], exp) -> list[dict]:
+    """One row per parameter (and the seeds): its value in each run, and whether they differ;
+    in declaration order when the experiment is known (stored configs have sorted keys)."""
+    names = list(dict.fromkeys([p.name for p in exp.params] if exp is not None else []))
+    names = [k for k in names if any(k in r.config for r in runs)]
+    names += [k for k in dict.fromkeys(k for r in runs for k in r.config) if k not in names]
     rows = []
     for k in names + ["seeds"]:
         vals = [json.dumps(r.seeds if k == "seeds" else r.config.get(k)) for r in runs]
@@ -51,7 +54,7 @@ def compare_page(request: Request, runs: list[str] = Query(...),
     counts = store.cell_counts([r.id for r in chosen])
     return render(request, "compare.html", title=f"Compare · {chosen[0].experiment}", runs=chosen,
                   counts={r.id: views.counts_of(r.n_cells, counts[r.id]) for r in chosen},
-                  params=_params(chosen), ids=",".join(r.id for r in chosen))
+                  params=_params(chosen, experiment_of(chosen[0])), ids=",".join(r.id for r in chosen))
 
 
 @router.get("/api/compare")
