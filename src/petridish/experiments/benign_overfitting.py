@@ -181,4 +181,5 @@ EXPERIMENT = Experiment(
     run=run, analyze=analyze, plot=plot, seeds=5, quick_seeds=3, version=1, runtime="~25 s",
     bounds={"excess_risk": (0.0, math.inf), "bias": (0.0, math.inf), "variance": (0.0, math.inf)},
     table_metrics=("excess_risk", "bias", "variance", "r0_over_n", "kstar_over_n", "n_over_R"),
+    tiny=dict(n=[25, 50]),  # petridish check (seconds)
 )

@@ -344,4 +344,5 @@ EXPERIMENT = Experiment(
     table_by=("width",),
     table_metrics=("params", "neff", "neff_topk", "train_error", "test_error", "rf_params", "rf_dof",
                    "rf_test_error"),
+    tiny=dict(width=[4, 8], n_train=50, n_test=100, epochs=3, k=5),  # petridish check (seconds)
 )

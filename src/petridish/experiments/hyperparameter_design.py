@@ -358,4 +358,5 @@ EXPERIMENT = Experiment(
     run=run, analyze=analyze, plot=plot, seeds=20, quick_seeds=10, version=3, runtime="~1.5 min",
     table_by=("strategy",), table_metrics=("fraction_to_tol", "trials", "best_found", "selected_test_error"),
     bounds={"best_found": (0, 1), "selected_test_error": (0, 1), "fraction_to_tol": (0, math.inf)},
+    tiny=dict(grid="small", epochs=1, n_train=100, budget=0.1),  # petridish check (seconds)
 )

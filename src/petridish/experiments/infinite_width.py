@@ -303,4 +303,5 @@ EXPERIMENT = Experiment(
     table_by=("width",),
     table_metrics=("ntk_dist", "ntk_change", "mean_gap", "mean_gap_se", "var_gap", "var_gap_se", "mean_gap_raw",
                    "var_gap_raw", "train_loss"),
+    tiny=dict(width=[16, 32], members=2, ntk_members=1, n_train=8, n_test=4, steps=5),  # petridish check (seconds)
 )

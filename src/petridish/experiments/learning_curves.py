@@ -334,4 +334,5 @@ EXPERIMENT = Experiment(
     seeds=5, quick_seeds=3, version=2, runtime="~35 s",
     bounds={"test_error": (0.0, 1.0), "train_error": (0.0, 1.0)},
     table_by=("features", "arm", "n"), table_metrics=("test_error", "train_error"),
+    tiny=dict(features=128, n=[32, 64], pool=200, n_test=100),  # petridish check (seconds)
 )

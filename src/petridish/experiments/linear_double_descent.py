@@ -176,4 +176,5 @@ EXPERIMENT = Experiment(
     ),
     run=run, analyze=analyze, plot=plot, seeds=20, quick_seeds=5, runtime="~15 s",
     table_by=("ridge", "gamma"), table_metrics=("risk", "theory_risk"),
+    tiny=dict(gamma=[0.5, 2.0], n=20),  # petridish check (seconds)
 )

@@ -292,4 +292,5 @@ EXPERIMENT = Experiment(
     table_metrics=("nuclear_norm_gd", "nuclear_norm_min", "nuclear_norm_ratio", "unobserved_rel_error",
                    "rc_final_nuclear_norm", "rc_final_effective_rank", "rc_final_loss"),
     bounds=BOUNDS,
+    tiny=dict(alpha=[1.0, 0.1], d=6, steps=200, rc_steps=200),  # petridish check (seconds)
 )

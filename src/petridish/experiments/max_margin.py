@@ -240,4 +240,5 @@ EXPERIMENT = Experiment(
     table_metrics=("final_cosine", "final_cosine_l1", "final_cosine_linf", "final_l2_margin_ratio",
                    "final_l1_margin_ratio", "final_linf_margin_ratio", "final_loss", "loss_slope"),
     bounds={"final_cosine": (-1.0, 1.0), "final_cosine_l1": (-1.0, 1.0), "final_cosine_linf": (-1.0, 1.0)},
+    tiny=dict(n=10, d=20, steps=200),  # petridish check (seconds)
 )

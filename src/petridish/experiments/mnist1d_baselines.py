@@ -191,4 +191,5 @@ EXPERIMENT = Experiment(
     table_by=("model", "shuffle"),
     table_metrics=("test_acc", "paper_acc", "train_acc"),
     bounds={"test_acc": (0.0, 1.0), "train_acc": (0.0, 1.0)},
+    tiny=dict(n_train=100, n_test=100, steps=20),  # petridish check (seconds)
 )

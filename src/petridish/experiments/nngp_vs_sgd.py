@@ -334,4 +334,6 @@ EXPERIMENT = Experiment(
     table_metrics=("accuracy", "val_accuracy", "depth", "w_std", "b_std", "diag_reg", "lr", "weight_decay",
                    "epochs_trained"),
     bounds={"accuracy": (0, 1), "val_accuracy": (0, 1)},
+    # petridish check (seconds):
+    tiny=dict(dataset="digits", model=["nngp", "ntk", "mlp-16", "ntknet-16"], n_train=40, n_test=20, epochs=2),
 )

@@ -304,4 +304,5 @@ EXPERIMENT = Experiment(
     table_metrics=("test_error", "rel_dist_min_norm", "cosine_to_sign_solution", "cosine_to_min_norm", "train_loss",
                    "norm"),
     bounds={"test_error": (0.0, 1.0), "train_error": (0.0, 1.0)},
+    tiny=dict(method=["gd", "adam"], n=10, n_test=50, steps=50, mnist1d_steps=10),  # petridish check (seconds)
 )

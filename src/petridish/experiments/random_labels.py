@@ -353,4 +353,6 @@ EXPERIMENT = _RandomLabels(
     bounds={"train_acc": (0.0, 1.0), "test_acc": (0.0, 1.0), "max_train_acc": (0.0, 1.0)},
     table_by=("model", "inputs", "corruption"),
     table_metrics=("train_acc", "test_acc", "steps_to_fit", "epochs_to_fit"),
+    tiny=dict(inputs="original", corruption=[0.0, 1.0], n_train=100, n_test=100, width=16, channels=4,
+              epochs=3),  # petridish check (seconds)
 )

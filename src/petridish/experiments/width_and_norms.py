@@ -248,4 +248,5 @@ EXPERIMENT = Experiment(
     bounds={"train_error": (0.0, 1.0), "test_error": (0.0, 1.0)},
     table_by=("width",),
     table_metrics=("params", "train_error", "test_error", "path_norm", "spectral_complexity_normalized"),
+    tiny=dict(width=[4, 16], n_train=100, n_test=100, epochs=3),  # petridish check (seconds)
 )

@@ -1,7 +1,7 @@
 """The experiment contract suite, as scikit-learn's ``check_estimator`` is for estimators.
 
 ``check_experiment(exp)`` runs ``exp`` on its tiny configuration (``exp.tiny`` on top of the quick
-one, 2 seeds) and checks the contract that ``lab.experiment`` states:
+one, 2 seeds, or 3 when it sweeps nothing) and checks the contract that ``lab.experiment`` states:
 
 * ``deterministic``: ``run`` twice on one cell, on one thread, gives identical metrics;
 * ``metrics``: every cell's metrics are a flat dict str -> float | int | str | bool | list of
@@ -19,7 +19,7 @@ one, 2 seeds) and checks the contract that ``lab.experiment`` states:
 * ``partial``: ``analyze`` and ``plot`` (as ``petridish report`` draws it, Agg backend), and the
   summary table, work on the complete tiny sweep and on a partial one: the first cell diverged
   (metrics ``{"diverged": True}``, what most experiments return), the second failed (empty
-  metrics), the last missing;
+  metrics), the last missing (from 4 cells on), the rest done;
 * ``timing`` (opt-in): the ``--quick`` sweep, run as the CLI runs it (one worker per core),
   ends within ``exp.quick_budget_s`` seconds.
 
@@ -40,7 +40,7 @@ from petridish.lab.cellkey import canonical
 from petridish.lab.experiment import Cell, Experiment, Metrics
 from petridish.threads import pin_threads
 
-SEEDS = (0, 1)            # every check runs 2 seeds of the tiny grid
+SEEDS = (0, 1)            # the tiny grid's seeds (a third when the tiny config sweeps nothing)
 GROUP_CELLS = 4           # at most this many cells in the run_group comparison (each also costs a run)
 INJECTED = "RuntimeError: a failed cell injected by petridish check"
 
@@ -140,7 +140,9 @@ class _Bench:
 
     def __init__(self, exp: Experiment, cfg: dict[str, Any]):
         self.exp, self.cfg = exp, cfg
-        self.grid = exp.grid(cfg, list(SEEDS))          # [(params, seed)] in declaration order
+        # 2 seeds; 3 when nothing is swept, so that the partial sweep keeps a finished cell
+        seeds = list(SEEDS) if len(exp.grid(cfg, [0])) > 1 else list(SEEDS) + [len(SEEDS)]
+        self.grid = exp.grid(cfg, seeds)                # [(params, seed)] in declaration order
         self.swept = exp.swept(cfg)
         self.solo: dict[str, Metrics] = {}              # cell id -> metrics from run
         self.batch: dict[str, Metrics] = {}             # cell id -> metrics from run_group (or the lab's task)

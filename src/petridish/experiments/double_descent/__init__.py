@@ -126,4 +126,6 @@ EXPERIMENT = Experiment(
     bounds=dict(report.BOUNDS),
     table_by=("arm", "width", "noise"),
     table_metrics=("test_error", "train_error", "test_loss", "test_mse", "excess_risk", "size", "n_params"),
+    tiny=dict(width=[4, 12], noise=0.15, n_train=100, n_test=100, epochs=3, curve_points=3, rf_n=50,
+              dim=10),  # petridish check (seconds)
 )
