@@ -168,7 +168,7 @@ def _module_from_name(spec: str) -> tuple[ModuleType, str]:
 
 def _pick(module: ModuleType, attr: str, where: str) -> Experiment:
     if not hasattr(module, attr):
-        raise PetridishError(f"{where} defines no module-level {attr}. Add {attr} = Experiment(...) "
+        raise PetridishError(f"No module-level {attr} in {where}. Add {attr} = Experiment(...) "
                              "(`petridish new NAME` writes an example).")
     exp = getattr(module, attr)
     if not isinstance(exp, Experiment):
@@ -195,7 +195,7 @@ def load_experiment(spec: str) -> Experiment:
         return _remember(_pick(module, ATTR, ref.path), ref)
     if ":" in spec:
         module, attr = _module_from_name(spec)
-        return _remember(_pick(module, attr, f"The module '{module.__name__}'"), _module_ref(module))
+        return _remember(_pick(module, attr, f"the module '{module.__name__}'"), _module_ref(module))
     return registry.get(spec)
 
 
