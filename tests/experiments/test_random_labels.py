@@ -89,15 +89,6 @@ def test_figure_draws(sweep):
     np.testing.assert_allclose(curves.lines[2].get_ydata(), np.mean([r[:n] for r in runs], axis=0))
 
 
-def test_group_equals_single_cell_run():
-    p = dict(EXPERIMENT.config(quick=True), model="mlp", inputs="original", n_train=100, n_test=100,
-             width=16, epochs=4, corruption=1.0)
-    group = EXPERIMENT.run_group([dict(p, corruption=0.0), p], [3, 4])[1]
-    solo = EXPERIMENT.run(p, 4)
-    assert group["train_acc_curve"] == pytest.approx(solo["train_acc_curve"], abs=0.011)
-    assert group["test_acc"] == pytest.approx(solo["test_acc"], abs=0.011)
-
-
 def test_shuffle_each_permutes_every_row():
     x = torch.arange(12.0).reshape(3, 4).repeat(50, 1)            # (150, 4)
     y = _shuffle_each(x, torch.Generator().manual_seed(0))
