@@ -150,12 +150,16 @@ def test_dashboard_in_a_real_browser(tmp_path):
                 assert first < 24 and page.locator("#status").inner_text() == "running"
                 wait_until(page, f"+document.getElementById('n-done').textContent >= {first + 6}")
                 wait_until(page, "+document.getElementById('charts').dataset.points >= 3")
+                wait_until(page, "document.querySelectorAll('#table tbody tr').length >= 2")   # the table fills in too
                 assert page.locator("#eta").inner_text().startswith("ETA")
                 page.screenshot(path=str(tmp_path / "ui-progress.png"), full_page=True)
                 keep(tmp_path, "ui-progress.png")
                 wait_until(page, "document.getElementById('status').textContent === 'finished'",
                                        timeout=60)
                 assert page.locator("#n-done").inner_text() == "24"
+                assert page.locator("#eta").inner_text().startswith("wall time")
+                wait_until(page, "!!document.querySelector('#claims td.v-supported')")     # findings once it ends
+                assert page.locator("#table tbody tr").count() == 8
                 assert page.evaluate("window.__same_document") is True         # never reloaded
                 assert page.locator('#charts figure[data-metric="test_error"] circle').count() == 8
                 worker.join(30)

@@ -178,6 +178,8 @@ def test_progress_json_of_a_finished_run(client, toy_store):
     assert [p[0] for p in lines[0]["points"]] == [2, 8, 32, 128]
     assert all(lo <= m <= hi for _x, m, lo, hi in lines[0]["points"])
     assert lines[0]["points"][0][1] > lines[0]["points"][-1][1]           # error falls with width
+    assert j["table"]["header"] == ["width", "seeds", "test_error", "train_error"] and len(j["table"]["body"]) == 4
+    assert j["wall_time_s"] > 0
 
 
 def test_progress_of_a_running_sweep_uses_step_counts_and_gives_an_eta(tmp_path, make_client):

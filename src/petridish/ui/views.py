@@ -69,7 +69,7 @@ def progress(run: RunRecord, cells_by_status: dict[str, int], now: float | None 
     elapsed = max(0.0, now - run.created)
     eta = elapsed * (1 - frac) / frac if run.status == "running" and 0 < frac < 1 else None
     return {"run": run.id, "status": run.status, "counts": c, "fraction": frac, "steps": steps,
-            "elapsed_s": elapsed, "eta_s": eta, "updated": p.get("updated") if p else None,
+            "elapsed_s": elapsed, "eta_s": eta, "wall_time_s": run.wall_time, "updated": p.get("updated") if p else None,
             "now": now}
 
 

@@ -20,7 +20,9 @@ def run_progress(run_id: str, request: Request, store: Store = Depends(get_store
     run = run_or_404(store, run_id)
     cells = store.run_cells(run.id)
     out = views.progress(run, dict(Counter(c.status for c in cells)))
-    out["series"] = series(run.config, cells, experiment_of(run),
-                           max_lines=request.app.state.settings.max_series)
+    exp = experiment_of(run)
+    out["series"] = series(run.config, cells, exp, max_lines=request.app.state.settings.max_series)
+    header, body = views.table(exp, run.config, cells)
+    out["table"] = {"header": header, "body": body}
     out["version"] = len(cells)                  # the figure's cache key changes with it
     return out

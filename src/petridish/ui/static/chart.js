@@ -29,7 +29,7 @@
     return (a !== 0 && (a >= 1e4 || a < 1e-3)) ? v.toExponential(1) : String(+v.toPrecision(4));
   }
 
-  function xScale(lines) {                // numeric (log when positive and spanning 2+ decades) or categorical
+  function xScale(lines) {                // numeric (log when positive and spanning a factor of 20 or more) or categorical
     const xs = lines.flatMap(l => l.points.map(p => p[0]));
     const numeric = xs.every(v => typeof v === "number");
     if (!numeric) {
@@ -37,7 +37,7 @@
       return {f: v => cats.indexOf(String(v)), lo: -0.5, hi: cats.length - 0.5, labels: cats, log: false};
     }
     let lo = Math.min(...xs), hi = Math.max(...xs);
-    const log = lo > 0 && hi / lo >= 100;
+    const log = lo > 0 && hi / lo >= 20;
     const f = log ? v => Math.log10(v) : v => v;
     lo = f(lo); hi = f(hi);
     if (hi === lo) { lo -= 0.5; hi += 0.5; }

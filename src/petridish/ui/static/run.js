@@ -15,7 +15,7 @@
   }
 
   function eta(p) {                    // the rate observed between polls, else the server's estimate
-    if (p.status !== "running") return "";
+    if (p.status !== "running") return "wall time " + duration(p.wall_time_s);
     if (first && p.fraction > first.fraction && p.fraction < 1) {
       const rate = (p.fraction - first.fraction) / ((p.now - first.now) || 1e-9);
       return "ETA ≈ " + duration((1 - p.fraction) / rate);
@@ -32,6 +32,7 @@
     $("eta").textContent = eta(p);
     if (p.steps) $("steps").textContent = `${p.steps.done} / ${p.steps.total} training steps`;
     window.petriChart.draw($("charts"), p.series);
+    table(p.table);
     const img = $("figure");
     if (img && version !== null && p.version !== version && !figureBusy) {
       figureBusy = true;               // at most one figure render in flight
@@ -40,6 +41,31 @@
       img.src = `/runs/${encodeURIComponent(id)}/figure.png?v=${p.version}`;
     }
     version = p.version;
+  }
+
+  function row(cells, tag) {
+    const tr = document.createElement("tr");
+    for (const c of cells) {
+      const td = document.createElement(tag);
+      td.textContent = c;
+      tr.appendChild(td);
+    }
+    return tr;
+  }
+
+  function table(t) {                  // the CI table, rebuilt as cells land
+    const el = $("table");
+    if (!el || !t || !t.body.length) return;
+    el.tHead.replaceChildren(row(t.header, "th"));
+    el.tBodies[0].replaceChildren(...t.body.map(r => row(r, "td")));
+  }
+
+  async function findings() {          // once the run ends: its findings, from the page itself (same document)
+    const r = await fetch(location.pathname, {cache: "no-store"});
+    if (!r.ok) return;
+    const doc = new DOMParser().parseFromString(await r.text(), "text/html");
+    const fresh = doc.getElementById("findings-section");
+    if (fresh) $("findings-section").replaceWith(document.adoptNode(fresh));
   }
 
   async function tick() {
@@ -56,6 +82,7 @@
     if (!first && p.status === "running") first = p;
     show(p);
     if (p.status === "running") setTimeout(tick, pollMs);
+    else if (first) findings();       // it was running when the page opened
   }
 
   // deferred scripts run once the document is parsed: start the one polling loop now
