@@ -17,7 +17,8 @@ def register(app: typer.Typer) -> None:
 
 
 def search_cmd(
-    name: str = typer.Argument(..., help="Experiment name (see `petridish list`)."),
+    name: str = typer.Argument(..., help="Experiment: a name (see `petridish list`), PATH.py, a package "
+                                         "directory, or package.module:ATTR."),
     metric: str = typer.Option(..., "--metric", help="Scalar metric to optimize (a key of the cell's metrics)."),
     direction: str = typer.Option("minimize", "--direction", help="minimize or maximize."),
     budget: int = typer.Option(20, "--budget", help="Total trials in the study (a resumed search counts old ones)."),
