@@ -225,6 +225,13 @@ def test_the_group_mixes_seeds_and_parameters_and_the_partial_roles():
     assert partial_roles(2) == ["diverged", "failed"]
 
 
+def test_a_tiny_grid_that_sweeps_nothing_gets_a_third_seed_so_the_partial_sweep_keeps_a_done_cell():
+    report = check_experiment(_broken(tiny={"x": 1, "arm": "a"}))
+    assert report.ok, report.failures
+    assert "(1 done, 1 diverged, 1 failed, 0 missing)" in report.get("partial").message
+    assert "group of 3 cells (3 seeds, 1 parameter sets)" in report.get("run_group").message
+
+
 def _slow_run(p, seed):
     import time
     time.sleep(p["sleep"])
@@ -280,8 +287,10 @@ def _write(tmp_path, name: str, offset: str = "") -> str:
 def test_cli_check_a_file_passes_with_exit_0(tmp_path, capsys):
     from petridish.cli.main import main
     rc = main(["check", _write(tmp_path, "good_exp")])
-    out = capsys.readouterr().out.splitlines()
+    captured = capsys.readouterr()
+    out = captured.out.splitlines()
     assert rc == 0, out
+    assert captured.err == ""                       # it declares tiny=: no note
     assert [line.split()[0] for line in out[:-1]] == ["ok", "ok", "ok", "ok", "ok", "skip"]
     assert out[-1].startswith("my-exp: passes the contract (")
 
@@ -297,6 +306,15 @@ def test_cli_check_a_broken_file_exits_1_with_a_fail_line(tmp_path, capsys):
     assert rc == 1
     assert out[0].startswith("FAIL deterministic run is not deterministic for cell {'x': 1} seed 0: metric 'y' 2 vs 3")
     assert out[-1].startswith("my-exp: FAILS 1 of 6 checks")
+
+
+def test_cli_check_notes_a_missing_tiny_on_stderr(tmp_path, capsys):
+    from petridish.cli.main import main
+    path = tmp_path / "no_tiny.py"
+    path.write_text(textwrap.dedent(FILE_EXPERIMENT).replace("OFFSET", "").replace(', tiny={"x": [1, 2]}', ""))
+    assert main(["check", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert err == "note: my-exp declares no tiny= configuration; checking its --quick one, which may take minutes\n"
 
 
 def test_cli_check_json_is_one_document(tmp_path, capsys):

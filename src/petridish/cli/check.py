@@ -26,6 +26,9 @@ def check_cmd(
     from petridish.lab.check import check_experiment
     from petridish.lab.sweep import resolve
     exp = resolve(name)                   # unknown name or bad path: PetridishError -> one line, exit 2
+    if not exp.tiny:
+        typer.echo(f"note: {exp.name} declares no tiny= configuration; checking its --quick one, which may take "
+                   "minutes", err=True)
     report = check_experiment(exp, timing=timing)
     if as_json:
         emit_json(report.to_json())
