@@ -97,6 +97,7 @@ EXPERIMENT = Experiment(
 TEST_TEMPLATE = '''"""Tests of {name}.py (written by `petridish new`): run with `pytest test_{name}.py`."""
 from pathlib import Path
 
+from petridish.lab import check_experiment
 from petridish.lab.source import load_experiment
 from petridish.lab.sweep import run_sweep
 
@@ -113,10 +114,11 @@ def test_quick_sweep_runs_and_its_claims_are_measured():
     assert claims[0].verdict == "supported", claims[0].finding()     # more data, lower test error
 
 
-def test_run_is_deterministic_given_params_and_seed():
-    exp = load_experiment(str(HERE / "{name}.py"))
-    params = {{p.name: (p.default[0] if isinstance(p.default, list) else p.default) for p in exp.params}}
-    assert exp.run(dict(params), 1) == exp.run(dict(params), 1)
+def test_the_experiment_contract():
+    """Deterministic run, JSON metrics, one-line parameter errors, analyze/plot on a partial sweep
+    (`petridish check {name}.py` runs the same suite)."""
+    report = check_experiment(load_experiment(str(HERE / "{name}.py")))
+    assert report.ok, report.failures
 '''
 
 
