@@ -15,6 +15,9 @@ worker listens around each task (``with steps.listen(sink): ...``): the sink rec
 its steps, so a task that trains three models one after another reports 0/1000,
 then 1000/2000, then 2000/3000. A loop that stops early (target reached, diverged)
 leaves ``done < total``; the listener's owner marks the task complete when it ends.
+A caller that knows the whole count before its loops start (an experiment that trains
+its group in several ensembles, one after another) may ``declare(total)`` it: the
+loops' own ``expect`` calls are then ignored, and only their steps count.
 
 Reporting reads a clock and calls the sink; it never touches tensors or random
 generators, so what is computed is bitwise the same with or without a listener.
@@ -32,13 +35,14 @@ Sink = Callable[[int, int], None]          # (steps done, steps expected), cumul
 
 
 class _Listener:
-    __slots__ = ("sink", "interval", "done", "total", "_next")
+    __slots__ = ("sink", "interval", "done", "total", "declared", "_next")
 
     def __init__(self, sink: Sink, interval: float):
         self.sink = sink
         self.interval = interval            # seconds between reports
         self.done = 0
         self.total = 0
+        self.declared = False               # declare() fixed the total: expect() adds nothing
         self._next = 0.0                    # time.monotonic() after which the next report goes out
 
     def maybe_send(self) -> None:
@@ -54,8 +58,16 @@ _LISTENER: contextvars.ContextVar[_Listener | None] = contextvars.ContextVar("pe
 def expect(total: int) -> None:
     """A training loop announces ``total`` more steps (before its first step)."""
     lst = _LISTENER.get()
-    if lst is not None:
+    if lst is not None and not lst.declared:
         lst.total += int(total)
+        lst.maybe_send()
+
+
+def declare(total: int) -> None:
+    """The whole count of steps to come in this listener, known up front; later ``expect`` calls add nothing."""
+    lst = _LISTENER.get()
+    if lst is not None:
+        lst.total, lst.declared = lst.done + int(total), True
         lst.maybe_send()
 
 

@@ -47,6 +47,14 @@ def test_steps_is_silent_without_a_listener_and_throttled_with_one():
             steps.advance()
         assert steps.counts() == (10, 10)
     assert got == [(0, 10), (10, 10)]            # the first report at once, the last on leaving
+    got.clear()
+    with steps.listen(lambda d, t: got.append((d, t)), interval=0.0):
+        steps.declare(6)                         # a group of two 3-step loops, declared up front
+        for _ in range(2):
+            steps.expect(3)                      # ignored: the total is declared
+            for _ in range(3):
+                steps.advance()
+    assert got[0] == (0, 6) and got[-1] == (6, 6) and all(t == 6 for _, t in got)
 
 
 def _channel(ex):
@@ -92,6 +100,8 @@ def test_driver_counts_steps_estimates_unreported_tasks_and_cells_without_steps(
     p.task_ended(2, 3, 0)                                 # never reported: counted at the estimate
     snap = p.snapshot()
     assert (snap["steps_done"], snap["steps_total"]) == (250, 400)
+    p.task_steps(3, 2, 10, 20)                            # still running, 20 steps heard of so far:
+    assert p.steps() == (260, 400)                        # the ended tasks' 50/cell is its floor
     assert (snap["cells_done"], snap["cells_failed"], snap["cells_total"]) == (2 + 1 + 3, 1, 10)
     p.close()
 

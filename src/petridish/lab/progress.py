@@ -55,7 +55,7 @@ class Progress:
         self._every = PUBLISH_EVERY_S if publish_every is None else publish_every
         self._last_publish = time.monotonic()
         self._t0 = time.monotonic()
-        self._shown = 0                                      # what the bar shows (never goes down)
+        self._shown = 0                                      # steps done as shown (never goes down)
         self._steps_mode = False
         self._bar = tqdm(total=total, initial=done, desc=label, unit="cell", file=sys.stderr,
                          disable=not bar_enabled(enabled), dynamic_ncols=True, smoothing=0.1)
@@ -89,19 +89,29 @@ class Progress:
 
     # -- state -----------------------------------------------------------------------------------
     def steps(self) -> tuple[int, int]:
-        """(done, total) training steps of this session's cells; tasks not yet reported are estimated."""
+        """(done, total) training steps of this session's cells. Steps per cell are estimated from the
+        tasks that ended (their totals are complete), else from the running ones (a running task's
+        total can still grow, one training loop after another); the estimate stands in for tasks not
+        heard from and is a floor for running ones."""
         known = [t for t in self._tasks.values() if t.total > 0]
-        known_cells = sum(t.cells for t in known)
-        known_total = sum(t.total for t in known)
-        if not known_cells:
+        if not known:
             return 0, 0
-        per_cell = known_total / known_cells
-        total = known_total + per_cell * max(0, self._todo_cells - known_cells)
+        basis = [t for t in known if t.ended] or known
+        per_cell = sum(t.total for t in basis) / sum(t.cells for t in basis)
+        floor = per_cell if basis is not known else 0.0
+        total = sum(t.total if t.ended else max(t.total, floor * t.cells) for t in known)
+        total += per_cell * max(0, self._todo_cells - sum(t.cells for t in known))
         done = sum(t.done for t in known) + per_cell * self._unreported_ended
         return int(round(min(done, total))), int(round(total))
 
+    def shown_steps(self) -> tuple[int, int]:
+        """``steps()`` as shown (bar and store): done never goes down when an estimate does."""
+        done, total = self.steps()
+        self._shown = max(self._shown, done)
+        return self._shown, max(total, self._shown)
+
     def snapshot(self) -> dict[str, Any]:
-        steps_done, steps_total = self.steps()
+        steps_done, steps_total = self.shown_steps()
         return {"steps_done": steps_done, "steps_total": steps_total, "cells_done": self.cells_done,
                 "cells_failed": self.cells_failed, "cells_total": self.cells_total,
                 "eta_s": self._eta(steps_done, steps_total), "updated": time.time()}
@@ -128,19 +138,17 @@ class Progress:
         bar = self._bar
         if bar.disable:
             return
-        done, total = self.steps()
+        done, total = self.shown_steps()
         failed = f", {self.cells_failed} failed" if self.cells_failed else ""
         bar.set_postfix_str(f"cells {self.cells_done}/{self.cells_total}{failed}", refresh=False)
         if total and not self._steps_mode:             # first step report: count steps from here on
             self._steps_mode, start = True, bar.start_t
             bar.reset(total=total)
             bar.unit, bar.unit_scale, bar.start_t = "step", True, start
-            bar.n = bar.last_print_n = self._shown = done   # no jump in the smoothed rate
-        target = max(self._shown, done) if self._steps_mode else self.cells_done + self.cells_failed
+            bar.n = bar.last_print_n = done            # no jump in the smoothed rate
         if self._steps_mode:
-            bar.total = max(total, target)
-        bar.update(target - bar.n)
-        self._shown = target
+            bar.total = total
+        bar.update((done if self._steps_mode else self.cells_done + self.cells_failed) - bar.n)
 
     def close(self) -> None:
         if self._publish is not None:
