@@ -146,3 +146,30 @@ def test_the_catalogue_is_versioned_by_version_not_by_its_source():
                       store="memory", progress=False)
     assert res.run_id == plain.run_id and [c.key for c in res.cells] == [c.key for c in plain.cells]
     assert "source_version" not in st.get_run(res.run_id).provenance
+
+
+COPY = textwrap.dedent('''
+    import dataclasses
+    from petridish.experiments.linear_double_descent import EXPERIMENT as CATALOGUE
+
+    def run(p, seed):                  # an "improved" copy: same name, same parameters, other numbers
+        m = dict(CATALOGUE.run(p, seed))
+        return {**m, "risk": m["risk"] + 1.0}
+
+    EXPERIMENT = dataclasses.replace(CATALOGUE, run=run, run_group=None)
+''')
+
+
+def test_a_copy_under_a_catalogue_name_never_shares_cells_with_the_catalogue(tmp_path):
+    over = {"gamma": 0.5, "n": 40}
+    copy = write(tmp_path / "ldd_copy.py", COPY)
+    st = MemoryStore()
+    mine = run_sweep(str(copy), quick=True, seeds=2, overrides=over, store=st, progress=False)
+    one_line_error(lambda: run_sweep("linear-double-descent", quick=True, seeds=2, overrides=over, store=st,
+                                     progress=False),
+                   f"The cells of experiment 'linear-double-descent' that this run would reuse were computed in run "
+                   f"{mine.run_id} by other code ({copy}).")
+    st = MemoryStore()
+    cat = run_sweep("linear-double-descent", quick=True, seeds=2, overrides=over, store=st, progress=False)
+    one_line_error(lambda: run_sweep(str(copy), quick=True, seeds=2, overrides=over, store=st, progress=False),
+                   f"changed since run {cat.run_id} computed its cells")

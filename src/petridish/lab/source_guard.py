@@ -11,9 +11,11 @@ stops with one line, unless the caller chose
   * ``"continue"``: the old cells are kept, and the change is appended to the run's
     ``provenance["source_changes"]`` as ``{"from": old sha256, "to": new, "at": unix s}``.
 
-Code shipped inside the petridish package (the catalogue) is not checked: its developers
-edit it constantly, and its way to new cells is bumping ``Experiment.version``, which
-changes every cell key. A user's code may bump ``version`` the same way.
+Code shipped inside the petridish package (the catalogue) is not checked against its own
+earlier hashes: its developers edit it constantly, and its way to new cells is bumping
+``Experiment.version``, which changes every cell key (a user's code may do the same). A
+catalogue run does stop if the cells it would reuse were computed by code from outside
+petridish under the same name (a user's edited copy).
 """
 from __future__ import annotations
 
@@ -54,22 +56,33 @@ def key_name(name: str, pin: str | None) -> str:
 def changes(store: Store, name: str, info: dict[str, Any], run_id: str, keys: list[str],
             mode: str) -> list[dict[str, Any]]:
     """Source changes to record (mode "continue"), or ``SourceChanged`` (mode "stop")."""
-    if not tracked(info):
-        return []
     owners = sorted({c.run_id for c in store.get_cells(keys).values() if c.status in FINISHED and c.run_id})
-    old: dict[str, str] = {}          # old sha256 -> the first run that computed cells with it
+    old: dict[str, tuple[str, dict]] = {}   # other sha256 -> (the first run that computed cells with it, its source)
     for rid in owners:
         rec = store.get_run(rid)
-        sha = ((rec.provenance or {}).get("source") or {}).get("sha256") if rec else None
-        if sha and sha != info["sha256"]:
-            old.setdefault(sha, rid)
+        theirs = ((rec.provenance or {}).get("source") or {}) if rec else {}
+        if _differs(info, theirs):
+            old.setdefault(theirs["sha256"], (rid, theirs))
     if not old:
         return []
     if mode == "continue":
-        return [{"from": sha, "to": info["sha256"], "at": time.time(), "cells_of": rid} for sha, rid in old.items()]
-    rid = next(iter(old.values()))
+        return [{"from": sha, "to": info.get("sha256"), "at": time.time(), "cells_of": rid}
+                for sha, (rid, _) in old.items()]
+    rid, theirs = next(iter(old.values()))
+    if not tracked(info):             # a catalogue name whose cells came from a user's copy of it
+        raise SourceChanged(
+            f"The cells of experiment '{name}' that this run would reuse were computed in run {rid} by other code "
+            f"({theirs.get('file') or theirs.get('module')}). Give that experiment its own name, or use another --store.")
     where = info.get("file") or info.get("module")
     raise SourceChanged(
         f"The source of experiment '{name}' ({where}) changed since run {rid} computed its cells. "
         "Pass --new-version to start a new run, or --continue-changed to keep going with the change recorded "
         "in the run's provenance (run_sweep: source_changed='new-version' or 'continue').")
+
+
+def _differs(mine: dict[str, Any], theirs: dict[str, Any]) -> bool:
+    """Whether cells recorded with source ``theirs`` were computed by other code than ``mine``:
+    another hash of a user's experiment, or, for a catalogue experiment, code from outside petridish."""
+    if not theirs.get("sha256"):
+        return False                  # a run recorded before sources were: nothing to compare
+    return theirs["sha256"] != mine.get("sha256") if tracked(mine) else tracked(theirs)
