@@ -60,7 +60,8 @@ def test_bad_specs_give_one_line_errors(tmp_path):
     write(tmp_path / "wrong.py", "EXPERIMENT = 42\n")
     (tmp_path / "notpkg").mkdir()
     one_line_error(lambda: load_experiment(str(tmp_path / "missing.py")), "does not exist")
-    one_line_error(lambda: load_experiment(str(tmp_path / "none.py")), "No module-level EXPERIMENT in " + str(tmp_path / "none.py"))
+    one_line_error(lambda: load_experiment(str(tmp_path / "none.py")),
+                   "No module-level EXPERIMENT in " + str(tmp_path / "none.py"))
     one_line_error(lambda: load_experiment(str(tmp_path / "wrong.py")),
                    "EXPERIMENT in " + str(tmp_path / "wrong.py") + " must be a petridish.lab.Experiment. Got int.")
     one_line_error(lambda: load_experiment(str(tmp_path / "notpkg")), "is not a Python package")

@@ -72,7 +72,8 @@ def changes(store: Store, name: str, info: dict[str, Any], run_id: str, keys: li
     if not tracked(info):             # a catalogue name whose cells came from a user's copy of it
         raise SourceChanged(
             f"The cells of experiment '{name}' that this run would reuse were computed in run {rid} by other code "
-            f"({theirs.get('file') or theirs.get('module')}). Give that experiment its own name, or use another --store.")
+            f"({theirs.get('file') or theirs.get('module')}). Give that experiment its own name, "
+            "or use another --store.")
     where = info.get("file") or info.get("module")
     raise SourceChanged(
         f"The source of experiment '{name}' ({where}) changed since run {rid} computed its cells. "
