@@ -16,6 +16,10 @@ from petridish.instruments.lanczos import EigResult, eigsh, lanczos
 from petridish.instruments.magnitude_flatness import (MagnitudeFlatness, magnitude_pac_bayes_sigma,
                                                      magnitude_sharpness, magnitude_sharpness_alpha)
 from petridish.instruments.max_margin import NotSeparableError, max_margin_direction, normalized_margin
+from petridish.instruments.estimate import Estimate
+from petridish.instruments.membership import (AttackResult, attack_metrics, lira_attack, lira_scores,
+                                              loss_threshold_attack, roc_auc, shadow_attack)
+from petridish.instruments.subgroups import GroupError, SubgroupReport, subgroup_errors
 from petridish.instruments.mode_connectivity import ModeCurve, bezier_curve, bezier_points
 from petridish.instruments.neff_spectrum import NeffEstimate, neff_full_spectrum
 from petridish.instruments.norms import (frobenius_norms, margin_normalized_complexity, margins,
@@ -44,4 +48,6 @@ __all__ = [
     "effective_dimension", "hessian_effective_dimension", "ridge_dof", "min_norm_dof",
     "NeffEstimate", "neff_full_spectrum",
     "min_nuclear_norm", "NuclearNormResult", "max_margin_direction", "normalized_margin", "NotSeparableError",
+    "Estimate", "AttackResult", "attack_metrics", "roc_auc", "loss_threshold_attack", "shadow_attack",
+    "lira_scores", "lira_attack", "GroupError", "SubgroupReport", "subgroup_errors",
 ]
