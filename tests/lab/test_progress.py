@@ -109,7 +109,7 @@ def test_driver_counts_steps_estimates_unreported_tasks_and_cells_without_steps(
 def test_json_stdout_stays_one_document_while_stderr_has_the_bar(capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("PETRIDISH_PROGRESS", "1")         # force the bar although stderr is no TTY
     rc = main(["run", "linear-double-descent", "--quick", "--json", "--store", str(tmp_path),
-               "--set", "gamma=0.5,2", "--set", "n=40", "--seeds", "1"])
+               "--set", "gamma=0.5,2", "--set", "n=40", "--seeds", "1", "--workers", "1"])
     out, err = capsys.readouterr()
     assert rc == 0
     assert len(json.loads(out)["cells"]) == 2 * 2         # all of stdout is the one document
