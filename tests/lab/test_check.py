@@ -216,6 +216,15 @@ def test_a_crashing_run_and_an_invalid_tiny_fail_in_one_line():
                                  "must be an int >= 0 and <= 100. Got -1."]
 
 
+def test_check_experiment_takes_a_name_or_a_path_and_refuses_anything_else(tmp_path):
+    from petridish.errors import PetridishError
+    assert check_experiment(_write(tmp_path, "by_path")).experiment == "my-exp"
+    with pytest.raises(PetridishError, match="^Unknown experiment 'no-such-experiment'"):
+        check_experiment("no-such-experiment")
+    with pytest.raises(PetridishError, match="^check_experiment takes an Experiment or its name. Got int.$"):
+        check_experiment(3)
+
+
 def test_the_group_mixes_seeds_and_parameters_and_the_partial_roles():
     grid = GOOD.grid(GOOD.config(GOOD.tiny, quick=True), [0, 1])
     members = pick_group(GOOD, grid)

@@ -95,10 +95,14 @@ class Violation(Exception):
 # --------------------------------------------------------------------------- the driver
 
 
-def check_experiment(exp: Experiment, *, timing: bool = False) -> CheckReport:
-    """Run the contract checks on ``exp`` (its ``tiny`` overrides on top of ``--quick``, 2 seeds)."""
+def check_experiment(exp: Experiment | str, *, timing: bool = False) -> CheckReport:
+    """Run the contract checks on ``exp`` (its ``tiny`` overrides on top of ``--quick``, 2 seeds).
+    ``exp``: an Experiment, or a spec ``lab.sweep.resolve`` takes (a name, a PATH.py, module:ATTR)."""
+    if isinstance(exp, str):
+        from petridish.lab.sweep import resolve
+        exp = resolve(exp)
     if not isinstance(exp, Experiment):
-        raise PetridishError(f"check_experiment takes an Experiment. Got {type(exp).__name__}.")
+        raise PetridishError(f"check_experiment takes an Experiment or its name. Got {type(exp).__name__}.")
     report = CheckReport(exp.name)
     try:
         cfg = exp.config(exp.tiny, quick=True)
