@@ -195,8 +195,15 @@ def test_progress_of_a_running_sweep_uses_step_counts_and_gives_an_eta(tmp_path,
     assert 85 < j["eta_s"] < 100                   # 30 s for a quarter: about 90 s to go
     html = c.get("/runs/1ive00000000").text
     assert "250 / 1000 training steps" in html and "ETA ≈ 1:3" in html
+    assert j["eta_from"] == "elapsed" and j["silent_s"] < 60
+    # the sweep's own ETA (its session's rate), less the time since it wrote it
+    st.update_run("1ive00000000", provenance={"progress": {"steps_done": 500, "steps_total": 1000,
+                                                           "eta_s": 40.0, "updated": time.time() - 10}})
+    j = c.get("/api/runs/1ive/progress").json()
+    assert j["eta_from"] == "sweep" and 29 < j["eta_s"] <= 30 and j["fraction"] == 0.5 and 10 <= j["silent_s"] < 20
     st.update_run("1ive00000000", provenance={})   # no step counts: fraction in finished cells
-    assert c.get("/api/runs/1ive/progress").json()["fraction"] == 0.0
+    j = c.get("/api/runs/1ive/progress").json()
+    assert j["fraction"] == 0.0 and j["eta_s"] is None and j["silent_s"] is None
     st.close()
 
 

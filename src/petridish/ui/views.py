@@ -54,8 +54,9 @@ def provenance_rows(run: RunRecord) -> list[tuple[str, str]]:
 
 def progress(run: RunRecord, cells_by_status: dict[str, int], now: float | None = None) -> dict[str, Any]:
     """Counts, fraction done and an ETA. The fraction is in training steps when the sweep reports
-    them (``provenance["progress"]``), else in finished cells. ETA: elapsed × (1 − f) / f since
-    the run started; the page refines it with the rate it observes between polls."""
+    them (``provenance["progress"]``, written every few seconds by the driver), else in finished
+    cells. ETA: the sweep's own (its session's rate) less the time since it was written; else
+    elapsed × (1 − f) / f since the run was created. The page refines it with the rate it observes."""
     now = time.time() if now is None else now
     c = counts_of(run.n_cells, cells_by_status)
     p = run.provenance.get("progress") if isinstance(run.provenance.get("progress"), dict) else None
@@ -67,10 +68,17 @@ def progress(run: RunRecord, cells_by_status: dict[str, int], now: float | None 
         frac = (c["done"] + c["diverged"]) / run.n_cells if run.n_cells else 1.0
     frac = min(max(frac, 0.0), 1.0)
     elapsed = max(0.0, now - run.created)
-    eta = elapsed * (1 - frac) / frac if run.status == "running" and 0 < frac < 1 else None
+    running = run.status == "running"
+    updated = p.get("updated") if p and isinstance(p.get("updated"), (int, float)) else None
+    since = max(0.0, now - updated) if updated is not None else None
+    eta, source = None, None
+    if running and p and isinstance(p.get("eta_s"), (int, float)):
+        eta, source = max(0.0, p["eta_s"] - (since or 0.0)), "sweep"
+    elif running and 0 < frac < 1:
+        eta, source = elapsed * (1 - frac) / frac, "elapsed"
     return {"run": run.id, "status": run.status, "counts": c, "fraction": frac, "steps": steps,
-            "elapsed_s": elapsed, "eta_s": eta, "wall_time_s": run.wall_time, "updated": p.get("updated") if p else None,
-            "now": now}
+            "elapsed_s": elapsed, "eta_s": eta, "eta_from": source, "wall_time_s": run.wall_time,
+            "updated": updated, "silent_s": since if running else None, "now": now}
 
 
 def finished(cells: list[Cell]) -> int:

@@ -6,6 +6,7 @@
   if (!main) return;
   const id = main.dataset.run, pollMs = 1000 * parseFloat(main.dataset.poll || "2");
   const $ = s => document.getElementById(s);
+  const STALE_S = 120;                 // the driver writes progress every 2 s while a sweep runs
   let first = null, version = null, figureBusy = false;
 
   function duration(s) {
@@ -14,9 +15,11 @@
     return h ? `${h}:${String(m).padStart(2, "0")}:${String(r).padStart(2, "0")}` : m ? `${m}:${String(r).padStart(2, "0")}` : `${s} s`;
   }
 
-  function eta(p) {                    // the rate observed between polls, else the server's estimate
+  function eta(p) {                    // the sweep's own estimate, else the rate observed between polls
     if (p.status !== "running") return "wall time " + duration(p.wall_time_s);
-    if (first && p.fraction > first.fraction && p.fraction < 1) {
+    if (p.silent_s != null && p.silent_s > STALE_S)
+      return `no progress report for ${duration(p.silent_s)}: the sweep may have stopped`;
+    if (p.eta_from !== "sweep" && first && p.fraction > first.fraction && p.fraction < 1) {
       const rate = (p.fraction - first.fraction) / ((p.now - first.now) || 1e-9);
       return "ETA ≈ " + duration((1 - p.fraction) / rate);
     }
