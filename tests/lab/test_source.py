@@ -101,6 +101,23 @@ def test_a_file_experiment_pickles_as_a_reference_and_refuses_changed_code(tmp_p
         pickle.loads(blob)
 
 
+def test_a_module_experiment_pickles_with_its_root_and_refuses_changed_code(tmp_path, monkeypatch):
+    code = tmp_path / "code"
+    code.mkdir()
+    f = write(code / "modpick.py")
+    monkeypatch.chdir(code)
+    exp = load_experiment("modpick:EXPERIMENT")
+    blob = pickle.dumps(exp)
+    monkeypatch.chdir(tmp_path)                          # a fresh worker: elsewhere, module not imported
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(code)])
+    del sys.modules["modpick"]
+    assert pickle.loads(blob).run({"x": 1.0}, 1) == {"y": 3.0}   # found again through the recorded root
+    f.write_text(EXP.replace("SCALE = 2.0", "SCALE = 5.0"))
+    del sys.modules["modpick"]
+    with pytest.raises(PetridishError, match="changed while the run was going"):
+        pickle.loads(blob)
+
+
 def test_experiment_for_finds_a_stored_run_by_its_source_or_its_name(tmp_path):
     f = write(tmp_path / "found.py")
     rec = RunRecord("ab12cd34ef56", "src-exp", {}, [0], {"source": source_info(load_experiment(str(f)))})

@@ -274,7 +274,7 @@ def _named(module: ModuleType, name: str, rid: str, path: str) -> Experiment:
         exp = getattr(module, attr, None)
         if isinstance(exp, Experiment) and exp.name == name:
             ref = (SourceRef(module.__name__, path, module.__petridish_source__, from_path=True)
-                   if getattr(module, "__petridish_source__", None) else _module_ref(module))
+                   if module.__name__.startswith(PREFIX) else _module_ref(module))
             return _remember(exp, ref)
     raise PetridishError(f"The experiment '{name}' of run {rid} is no longer defined in {path}. "
                          "Restore it, or start a new run.")
@@ -284,20 +284,20 @@ def _named(module: ModuleType, name: str, rid: str, path: str) -> Experiment:
 
 def _ensure(ref: SourceRef) -> ModuleType:
     """Import ``ref``'s module in this process, refusing a source that changed since the driver read it."""
+    module = sys.modules.get(ref.module)
+    if module is not None and getattr(module, "__petridish_source__", None) == ref.sha256:
+        return module                 # already imported (or checked) here
+    if not os.path.exists(ref.path):
+        raise PetridishError(f"The experiment source {ref.path} does not exist on this worker. Run from a "
+                             "shared file system, or install the experiment's package there.")
+    if source_sha256(ref.path) != ref.sha256:
+        raise PetridishError(f"The experiment source {ref.path} changed while the run was going; no cell is "
+                             "computed by mixed code. Run again.")
     if ref.from_path:
-        path = Path(ref.path)
-        if not path.exists():
-            raise PetridishError(f"The experiment file {ref.path} does not exist on this worker. Run from a "
-                                 "shared file system, or use package.module:ATTR with the package installed.")
-        module = sys.modules.get(ref.module)
-        if module is None or module.__petridish_source__ != ref.sha256:
-            sha = source_sha256(path)
-            if sha != ref.sha256:
-                raise PetridishError(f"The experiment file {ref.path} changed while the run was going; "
-                                     "no cell is computed by mixed code. Run again.")
-            module = _exec_path(path, sha)
-        return module
-    return _import_module(ref.module, root=ref.root)
+        return _exec_path(Path(ref.path), ref.sha256)
+    module = _import_module(ref.module, root=ref.root)
+    module.__petridish_source__ = ref.sha256    # checked: the hash is not computed again in this process
+    return module
 
 
 def _rebuild(ref: SourceRef, blob: bytes) -> Experiment:
