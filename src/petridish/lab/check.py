@@ -211,7 +211,9 @@ class _Bench:
         for (params, seed), g in zip(members, got):
             if not isinstance(g, dict):
                 raise Violation(f"run_group returned a {type(g).__name__} for {self.label(params, seed)}")
-            solo = self.solo.get(_cid(params, seed)) or self.run(params, seed)
+            solo = self.solo.get(_cid(params, seed))
+            if solo is None:
+                solo = self.run(params, seed)
             diff = compare(solo, g, rtol=exp.group_rtol, names=("run", "run_group"), skip=exp.wall_metrics)
             if diff:
                 raise Violation(f"run_group differs from run for {self.label(params, seed)}: {diff} "
