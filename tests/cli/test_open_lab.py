@@ -193,6 +193,14 @@ def test_editing_the_file_after_a_run_stops_it_until_the_user_chooses(capsys, tm
     log = open_store(store).get_run(first["run"]).provenance["source_changes"]
     assert [(c["from"], c["to"]) for c in log] == [(sha1, hashlib.sha256(exp.read_bytes()).hexdigest())]
 
+    exp.rename(tmp_path / "moved.py")                   # the code is gone: show says so, export needs no code
+    rc, out, err = run_cli(capsys, "show", first["run"], "--store", store)
+    assert rc == 2 and err.strip() == (f"error: The experiment 'user-exp' of run {first['run']} was loaded from "
+                                       f"{exp}, which no longer exists. Restore the file, or run the experiment "
+                                       "again from where it is now.")
+    rc, out, err = run_cli(capsys, "export", first["run"], "--store", store, "--out", tmp_path / "c.csv")
+    assert rc == 0 and len(list(csv.DictReader(open(tmp_path / "c.csv")))) == 6
+
 
 def test_a_module_attr_spec_runs_and_is_shown(capsys, tmp_path, monkeypatch):
     write_user_exp(tmp_path / "code")

@@ -117,13 +117,18 @@ def report_dir(store: Optional[str], out: Optional[str]) -> str:
     return os.path.join(folder or ".", "reports")
 
 
-def _load_run(store: Optional[str], run: str):
+def _find_run(store: Optional[str], run: str):
     from petridish.lab.store import open_store
     st = open_store(store)
     rec = st.get_run(run)
     if rec is None:
         raise PetridishError(f"No run '{run}' in the store {getattr(st, 'url', store)}. "
                              "Run 'petridish runs' to list runs.")
+    return st, rec
+
+
+def _load_run(store: Optional[str], run: str):
+    st, rec = _find_run(store, run)
     return st, rec, experiment_for(rec), st.run_cells(rec.id)
 
 
@@ -201,9 +206,9 @@ def export_cmd(run: str = typer.Argument(...), fmt: str = typer.Option("csv", "-
     from petridish.lab.export import export
     if fmt not in ("csv", "parquet"):
         raise PetridishError(f"The '--format' option must be one of 'csv', 'parquet'. Got {fmt!r}.")
-    _st, rec, _exp, cells = _load_run(store, run)
+    st, rec = _find_run(store, run)          # the cells alone: no need for the experiment's code
     path = out or f"{rec.id}.{fmt}"
-    export(cells, rec.id, path, fmt)
+    export(st.run_cells(rec.id), rec.id, path, fmt)
     typer.echo(path)
 
 
