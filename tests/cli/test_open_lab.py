@@ -231,7 +231,8 @@ def test_new_writes_an_experiment_that_runs_at_once_and_whose_test_passes(capsys
     rc, out, err = run_cli(capsys, "report", doc["run"], "--store", tmp_path / "runs", "--out", tmp_path / "rep")
     assert rc == 0 and sorted(f.rsplit(".", 1)[1] for f in os.listdir(tmp_path / "rep")) == ["html", "png"]
     for args, needle in [(["new", "ridge_study", "--dir", folder], "already exist; new never overwrites a file"),
-                         (["new", "Ridge-Study"], "The 'NAME' argument of new must be a lower-case Python identifier")]:
+                         (["new", "Ridge-Study"], "The 'NAME' argument of new must be a lower-case Python identifier"),
+                         (["new", "double_descent"], "must not be the name of a known experiment ('double-descent'")]:
         rc, out, err = run_cli(capsys, *args)
         assert rc == 2 and out == "" and len(err.strip().splitlines()) == 1 and needle in err, err
     p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_ridge_study.py"],

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from petridish.errors import PetridishError
+from petridish.lab import registry
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
@@ -139,6 +140,10 @@ def write_experiment(name: str, directory: str = ".") -> list[Path]:
     if not NAME_RE.match(name):
         raise PetridishError(f"The 'NAME' argument of new must be a lower-case Python identifier (letters, digits, "
                              f"underscores, starting with a letter), e.g. my_experiment. Got {name!r}.")
+    exp_name = name.replace("_", "-")
+    if exp_name in registry.catalogue():      # cells are keyed by name: two codes must not share one
+        raise PetridishError(f"The 'NAME' argument of new must not be the name of a known experiment "
+                             f"('{exp_name}', from {registry.origin(exp_name)}). Choose another NAME.")
     folder = Path(directory)
     if folder.exists() and not folder.is_dir():
         raise PetridishError(f"The '--dir' option of new must be a directory. Got the file {directory!r}.")
@@ -148,7 +153,6 @@ def write_experiment(name: str, directory: str = ".") -> list[Path]:
         raise PetridishError(f"{', '.join(taken)} already exist{'s' if len(taken) == 1 else ''}; new never "
                              "overwrites a file. Choose another NAME or --dir.")
     folder.mkdir(parents=True, exist_ok=True)
-    exp_name = name.replace("_", "-")
     for path, template in files.items():
         path.write_text(template.format(name=name, exp_name=exp_name))
     return list(files)
