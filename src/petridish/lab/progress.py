@@ -83,10 +83,6 @@ class Progress:
         self.cells_failed += failed
         self._changed()
 
-    def advance(self, n: int) -> None:
-        """``n`` cells ended, no step information (kept for callers that count cells only)."""
-        self.task_ended(-1 - self.cells_done - self.cells_failed, n, 0)
-
     # -- state -----------------------------------------------------------------------------------
     def steps(self) -> tuple[int, int]:
         """(done, total) training steps of this session's cells. Steps per cell are estimated from the
