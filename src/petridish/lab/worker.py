@@ -23,8 +23,8 @@ import resource
 import sys
 import time
 import traceback
-from dataclasses import dataclass
 from contextlib import nullcontext
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from petridish import steps
