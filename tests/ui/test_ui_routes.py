@@ -95,7 +95,8 @@ def test_run_page_has_figure_table_findings_config_provenance_downloads(client, 
     body = re.search(r'<table id="table".*?<tbody>(.*?)</tbody>', html, re.S).group(1)
     assert body.count("<tr>") == 4 and re.search(r"<td>2</td><td>3</td><td>0\.\d+ \[0\.\d+, 0\.\d+\]</td>", body)
     assert '<td class="v-supported"><b>supported</b></td><td>test error falls from w = 2 to w = 128</td>' in html
-    assert "12 cells done." in html
+    assert "12 cells done." in html                      # a free-text finding, beside the claims table
+    assert html.count("test error falls from w = 2 to w = 128") == 1     # a claim's sentence is not repeated
     config = html_lib.unescape(re.search(r'<pre id="config">(.*?)</pre>', html, re.S).group(1))
     assert json.loads(config) == {"lr": 0.1, "sleep": 0.0, "width": [2, 8, 32, 128]}
     prov = dict(re.findall(r"<tr><th>([^<]+)</th><td>([^<]*)</td></tr>", html.split('id="provenance"')[1]))
@@ -121,6 +122,22 @@ def test_run_of_an_experiment_installed_nowhere_is_shown_without_figure(client, 
     assert re.search(r"<td>1</td><td>1</td><td>1</td>", r.text)      # k=1, 1 seed, m=1 (the diverged cell is left out)
     f = client.get(f"/runs/{toy_store['ghost']}/figure.png")
     assert f.status_code == 404 and "is not installed here, so its figure cannot be drawn" in f.json()["detail"]
+
+
+def test_a_failing_analysis_or_plot_is_reported_not_fatal(tmp_path, make_client):
+    from petridish.lab.sweep import run_sweep
+    from ui_toys import UI_TOY_BROKEN
+    with pytest.raises(ZeroDivisionError):        # the sweep stores its cells, then its analysis fails
+        run_sweep(UI_TOY_BROKEN, store=str(tmp_path / "b"), progress=False)
+    c = make_client(store=str(tmp_path / "b"))
+    rid = c.app.state.store.query_runs()[0][0].id
+    html = c.get(f"/runs/{rid}").text
+    assert "The analysis failed on these cells: ZeroDivisionError: the analysis divides by zero" in html
+    assert '<td>2</td><td>1</td>' in html                     # the table is still there
+    f = c.get(f"/runs/{rid}/figure.png")
+    assert f.status_code == 500 and f.json()["detail"] == (
+        f"The figure of run {rid} could not be drawn: the plot of 'ui-toy-broken' raised "
+        "ZeroDivisionError: the analysis divides by zero")
 
 
 @pytest.mark.parametrize("path, status, message", [

@@ -46,3 +46,13 @@ UI_TOY = Experiment(name="ui-toy", question="Does test error fall with width?", 
                             Param("lr", float, default=0.1, low=0),
                             Param("sleep", float, default=0.0, low=0)),
                     run=_run, seeds=3, analyze=_analyze, plot=_plot, bounds={"test_error": (0, 1)})
+
+
+def _broken(cells, *_fig):
+    raise ZeroDivisionError("the analysis divides by zero")
+
+
+UI_TOY_BROKEN = Experiment(name="ui-toy-broken", question="q", reference="r",
+                           params=(Param("width", int, default=[2, 4], low=1), Param("lr", float, default=0.1),
+                                   Param("sleep", float, default=0.0)),
+                           run=_run, seeds=1, analyze=_broken, plot=_broken)

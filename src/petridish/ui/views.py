@@ -48,6 +48,13 @@ def claims(analysis) -> list[dict[str, Any]]:
     return out
 
 
+def other_findings(analysis) -> list[str]:
+    """The findings that are not a claim's own sentence (those are the claims table's rows);
+    all of them when the experiment states no claims."""
+    own = {c.finding() for c in analysis.claims}
+    return [f for f in analysis.findings if f not in own]
+
+
 def provenance_rows(run: RunRecord) -> list[tuple[str, str]]:
     return [(k, v if isinstance(v, str) else json.dumps(v, sort_keys=True)) for k, v in sorted(run.provenance.items())]
 

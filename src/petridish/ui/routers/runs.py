@@ -75,7 +75,8 @@ def run_page(run_id: str, request: Request, store: Store = Depends(get_store)):
         by_status[c.status] = by_status.get(c.status, 0) + 1
     return render(request, "run.html", title=f"{run.experiment} · {run.id}", run=run, exp=exp,
                   counts=views.counts_of(run.n_cells, by_status), header=header, body=body,
-                  findings=analysis.findings if analysis else [], claims=views.claims(analysis) if analysis else [],
+                  findings=views.other_findings(analysis) if analysis else [],
+                  claims=views.claims(analysis) if analysis else [],
                   analysis_error=analysis_error, config=json.dumps(run.config, indent=1, sort_keys=True),
                   prov=views.provenance_rows(run), failed=[c for c in cells if c.status == "failed"][:20],
                   progress=views.progress(run, by_status), version=len(cells))
@@ -88,7 +89,11 @@ def figure(run_id: str, request: Request, store: Store = Depends(get_store)):
     if exp is None:
         raise HTTPException(404, f"The experiment {run.experiment!r} of run {run.id} is not installed here, "
                                  "so its figure cannot be drawn.")
-    png = request.app.state.figures.png(exp, run, store.run_cells(run.id))
+    try:
+        png = request.app.state.figures.png(exp, run, store.run_cells(run.id))
+    except Exception as e:                     # the experiment's plot failed on these cells
+        raise HTTPException(500, f"The figure of run {run.id} could not be drawn: the plot of {run.experiment!r} "
+                                 f"raised {type(e).__name__}: {str(e)[:200]}") from None
     return Response(png, media_type="image/png", headers={"Cache-Control": "no-cache"})
 
 
