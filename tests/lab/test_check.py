@@ -168,6 +168,13 @@ class _OffTemplateParam(Param):
         return value
 
 
+def test_a_default_outside_its_own_declaration_fails():
+    params = (Param("x", int, default=[1, 2], quick=[1, 200], low=0, high=100),) + PARAMS[1:]
+    r = check_experiment(_broken(params=params, tiny={"x": [1, 2], "arm": "a"})).get("params")
+    assert r.message == ("the --quick configuration is invalid: The 'x' parameter of experiment 'toy-good' must be "
+                         "an int >= 0 and <= 100. Got 200.")
+
+
 def test_a_parameter_that_accepts_a_bad_value_fails():
     params = (_LaxParam("x", int, default=[1, 2], low=0, high=100),) + PARAMS[1:]
     r = check_experiment(_broken(params=params)).get("params")

@@ -445,7 +445,13 @@ def bad_values(p) -> list[tuple[Any, str]]:
 
 
 def check_params(exp: Experiment) -> str:
-    """Every declaration refuses its bad values with the one-line error."""
+    """The default and quick configurations are valid, and every declaration refuses its bad values
+    with the one-line error."""
+    for quick, which in ((False, "default"), (True, "--quick")):
+        try:
+            exp.config(quick=quick)
+        except InvalidParameterError as e:
+            raise Violation(f"the {which} configuration is invalid: {e}") from None
     probes = 0
     for p in exp.params:
         if p.kind not in (int, float, str, bool):
