@@ -110,18 +110,34 @@ def _select(theta: torch.Tensor, k: int, which: str) -> torch.Tensor:
     return torch.argsort(theta.abs(), descending=True)[:k]
 
 
+def ritz_error(theta: torch.Tensor, idx: torch.Tensor, res: torch.Tensor) -> torch.Tensor:
+    """Error estimates of the selected Ritz values theta[idx] (residuals ``res``): min(r, r²/δ), δ the
+    distance to the nearest other Ritz value. |θ − λ| ≤ r for some eigenvalue λ always (Bauer–Fike for
+    symmetric operators), and ≤ r²/δ when δ is the gap from θ to the rest of the spectrum (Kato–Temple;
+    Parlett 1998, §11.7). Ritz gaps can overstate the true gap while the neighbours are unconverged, so
+    only the first bound is rigorous."""
+    th = theta.double()
+    others = (th[idx][:, None] - th[None, :]).abs()                              # (k, m)
+    others[torch.arange(len(idx)), idx] = float("inf")
+    gap = others.min(1).values
+    res = res.double()
+    return torch.minimum(res, res ** 2 / gap.clamp_min(1e-300))
+
+
 def eigsh(matvec: MatVec, dim: int, *, k: int = 5, which: str = "LA", tol: float | None = None,
           max_iters: int | None = None, seed: int = 0, dtype: torch.dtype = torch.float64,
           device=None, check_every: int = 5, vectors: bool = False,
-          v0: torch.Tensor | None = None) -> EigResult:
+          v0: torch.Tensor | None = None, bound: str = "residual") -> EigResult:
     """k extreme eigenpairs of a symmetric operator by Lanczos with full reorthogonalization.
 
     which: "LA" largest algebraic, "SA" smallest algebraic, "LM" largest magnitude.
-    Converged when every selected Ritz pair has residual <= tol * max|theta| (residual bound
-    |beta_m * s_{m,i}|; the eigenvalue error is about residual^2 / gap). tol defaults to
-    1e-8 in float64 and 1e-4 in float32 (the HVP's own rounding floor).
-    ``v0`` (p,) is the start vector (a warm start, e.g. a combination of the last Ritz
-    vectors); it defaults to a seeded Gaussian unit vector.
+    ``bound="residual"``: converged when every selected Ritz pair has residual <= tol * max|theta|
+    (residual bound |beta_m * s_{m,i}|); tol defaults to 1e-8 in float64 and 1e-4 in float32 (the
+    HVP's own rounding floor). ``bound="value"``: converged when every selected Ritz value's error
+    estimate :func:`ritz_error` <= tol * max|theta| — what eigenvalues alone need (an eigenvalue's
+    error is about residual² / gap, so residuals may stay far larger); tol then defaults to 1e-10 in
+    float64 and 1e-5 in float32. ``v0`` (p,) is the start vector (a warm start, e.g. a combination
+    of the last Ritz vectors); it defaults to a seeded Gaussian unit vector.
     """
     owner = "eigsh"
     dim = check_number(dim, "dim", owner, kind=int, low=1)
@@ -129,9 +145,12 @@ def eigsh(matvec: MatVec, dim: int, *, k: int = 5, which: str = "LA", tol: float
     if k > dim:
         raise invalid("k", owner, f"an int <= the operator dimension {dim}", k)
     check_choice(which, "which", owner, ("LA", "SA", "LM"))
+    check_choice(bound, "bound", owner, ("residual", "value"))
     if tol is None:
-        tol = 1e-8 if dtype == torch.float64 else 1e-4
+        tol = (1e-8 if dtype == torch.float64 else 1e-4) if bound == "residual" else \
+              (1e-10 if dtype == torch.float64 else 1e-5)
     tol = check_number(tol, "tol", owner, low=0, low_open=True)
+    check_every = check_number(check_every, "check_every", owner, kind=int, low=1)
     if max_iters is None:
         max_iters = max(3 * k + 30, 60)
     max_iters = min(check_number(max_iters, "max_iters", owner, kind=int, low=1), dim)
@@ -147,7 +166,8 @@ def eigsh(matvec: MatVec, dim: int, *, k: int = 5, which: str = "LA", tol: float
         theta, S = torch.linalg.eigh(T)
         idx = _select(theta, min(k, theta.numel()), which)
         res = (last_beta * S[-1, idx]).abs()
-        ok = theta.numel() >= k and bool((res <= tol * theta.abs().max().clamp_min(1e-300)).all())
+        err = res if bound == "residual" else ritz_error(theta, idx, res)
+        ok = theta.numel() >= k and bool((err <= tol * theta.abs().max().clamp_min(1e-300)).all())
         return ok, res
 
     def stop(j, alpha, beta, last_beta):
@@ -160,11 +180,94 @@ def eigsh(matvec: MatVec, dim: int, *, k: int = 5, which: str = "LA", tol: float
     theta, S = torch.linalg.eigh(T)
     idx = _select(theta, min(k, theta.numel()), which)
     res = (run.last_beta * S[-1, idx]).abs()
-    ok = theta.numel() >= k and bool((res <= tol * theta.abs().max().clamp_min(1e-300)).all())
+    err = res if bound == "residual" else ritz_error(theta, idx, res)
+    ok = theta.numel() >= k and bool((err <= tol * theta.abs().max().clamp_min(1e-300)).all())
     if run.alpha.numel() == dim or run.last_beta == 0.0:
         ok = True   # the Krylov space is the whole space: Ritz values are exact
     vecs = (S[:, idx].T.to(run.basis) @ run.basis).cpu() if vectors else torch.empty(0, dim, dtype=dtype)
     return EigResult(theta[idx], vecs, res, int(run.alpha.numel()), ok)
+
+
+def _orthonormal_rows(W: torch.Tensor, floor: float) -> torch.Tensor:
+    """An orthonormal basis (r, p) of the rows of W (b, p), r ≤ b, dropping directions whose singular
+    value is ≤ ``floor`` (deflation: the block Krylov space has lost rank there)."""
+    _, s, vh = torch.linalg.svd(W, full_matrices=False)
+    return vh[s > floor]
+
+
+def block_eigsh(matmat: Callable[[torch.Tensor], torch.Tensor], dim: int, *, k: int = 5, block: int | None = None,
+                which: str = "LA", tol: float | None = None, max_iters: int | None = None, seed: int = 0,
+                dtype: torch.dtype = torch.float64, device=None, vectors: bool = False) -> EigResult:
+    """k extreme eigenpairs of a symmetric operator by block Lanczos (full reorthogonalization) with
+    Rayleigh–Ritz on the whole block Krylov basis.
+
+    ``matmat: (b, p) -> (b, p)`` applies the operator to ``block`` vectors at once (b = k by default):
+    one batched call per step, which for Hessian-vector products is one pass with b-times-wider GEMMs
+    instead of b small ones. Each step stores the block Q_j and its image W_j = A Q_j; the projected
+    matrix T = Q Wᵀ ((m, m), m = vectors so far) gives the Ritz pairs (θᵢ, yᵢ = sᵢᵀQ) and their exact
+    residuals rᵢ = ‖sᵢᵀW − θᵢ sᵢᵀQ‖ (no recurrence is trusted). Stopping:
+
+    * ``vectors=False``: every selected Ritz value's error estimate :func:`ritz_error`, min(rᵢ, rᵢ²/δᵢ),
+      is ≤ tol·max|θ|;
+    * ``vectors=True``: every selected residual rᵢ ≤ tol·max|θ| (eigenvectors need small residuals:
+      their angle error is about r/δ).
+
+    tol defaults to 1e-10 in float64 and 1e-5 in float32 (relative to the largest |Ritz value|).
+    ``iterations`` of the result counts operator applications (vectors), as for ``eigsh``;
+    ``max_iters`` (default max(3k + 30, 60)) bounds them.
+    """
+    owner = "block_eigsh"
+    dim = check_number(dim, "dim", owner, kind=int, low=1)
+    k = check_number(k, "k", owner, kind=int, low=1)
+    if k > dim:
+        raise invalid("k", owner, f"an int <= the operator dimension {dim}", k)
+    check_choice(which, "which", owner, ("LA", "SA", "LM"))
+    b = k if block is None else check_number(block, "block", owner, kind=int, low=1)
+    b = min(b, dim)
+    if tol is None:
+        tol = 1e-10 if dtype == torch.float64 else 1e-5
+    tol = check_number(tol, "tol", owner, low=0, low_open=True)
+    if max_iters is None:
+        max_iters = max(3 * k + 30, 60)
+    max_iters = min(check_number(max_iters, "max_iters", owner, kind=int, low=1), dim)
+    gen = torch.Generator(device="cpu").manual_seed(int(seed))
+    start = torch.randn(b, dim, generator=gen, dtype=torch.float64).to(dtype=dtype, device=device)
+    q = _orthonormal_rows(start, 0.0)
+    Qs, Ws = [], []                                   # blocks of the basis (rows) and their images
+    T = torch.zeros(0, 0, dtype=torch.float64)
+    floor = 1e3 * torch.finfo(dtype).eps
+    count, scale, ok = 0, 0.0, False
+    while True:
+        w = matmat(q)                                 # (r, p)
+        count += q.shape[0]
+        Q_prev = torch.cat(Qs) if Qs else None
+        # T grows by one block row/column: [T, Q_prev w_newᵀ; ·, q wᵀ], symmetrized
+        cross = (Q_prev @ w.T).double().cpu() if Q_prev is not None else torch.zeros(0, q.shape[0], dtype=torch.float64)
+        diag = (q @ w.T).double().cpu()
+        T = torch.cat([torch.cat([T, cross], 1), torch.cat([cross.T, 0.5 * (diag + diag.T)], 1)], 0)
+        Qs.append(q)
+        Ws.append(w)
+        theta, S = torch.linalg.eigh(T.cpu())
+        idx = _select(theta, min(k, theta.numel()), which)
+        Q_all, W_all = torch.cat(Qs), torch.cat(Ws)
+        Sk = S[:, idx].to(dtype=dtype, device=Q_all.device)                           # (m, k')
+        Y = Sk.T @ Q_all                                                                 # (k', p) Ritz vectors
+        res = (Sk.T @ W_all - theta[idx].to(Y)[:, None] * Y).norm(dim=1).double().cpu()  # exact residuals
+        scale = max(scale, float(theta.abs().max()))
+        done = theta.numel() >= k
+        err = ritz_error(theta, idx, res) if done and not vectors else res
+        ok = done and bool((err <= tol * max(scale, 1e-300)).all())
+        if ok or count >= max_iters:
+            break
+        # the next block: A q orthogonalized (twice) against the whole basis, orthonormalized with deflation
+        for _ in range(2):
+            w = w - (w @ Q_all.T) @ Q_all
+        q = _orthonormal_rows(w, floor * max(scale, 1e-300))[: max_iters - count]
+        if q.shape[0] == 0:                           # invariant subspace: the Ritz values are exact
+            ok = True
+            break
+    vecs = Y.cpu() if vectors else torch.empty(0, dim, dtype=dtype)
+    return EigResult(theta[idx], vecs, res, count, ok)
 
 
 def lanczos_batched(matmat: Callable[[torch.Tensor], torch.Tensor], V0: torch.Tensor, *,
