@@ -92,7 +92,7 @@ def test_dashboard_in_a_real_browser(tmp_path):
     store = str(tmp_path / "runs")
     a = run_sweep(UI_TOY, overrides={"width": [2, 4, 8, 16, 32, 64, 128], "lr": [0.1, 1.0]}, store=store,
                   progress=False)
-    b = run_sweep(UI_TOY, overrides={"width": [2, 4, 8, 13, 32, 64, 128], "lr": [0.1, 1.0], "sleep": 0.001},
+    b = run_sweep(UI_TOY, overrides={"width": [2, 4, 8, 13, 32, 64, 128], "lr": [0.3, 3.0], "sleep": 0.001},
                   store=store, progress=False)
     server = Dashboard(store, tmp_path / "ui.log")
     sweep: dict = {}
@@ -177,7 +177,7 @@ def test_dashboard_in_a_real_browser(tmp_path):
                 assert {labels.nth(i).get_attribute("data-label").split(" · ")[0] for i in range(4)} == \
                     {a.run_id, b.run_id}
                 differs = page.locator("#params tr.differs th").all_inner_texts()
-                assert [d.replace("≠", "").strip() for d in differs] == ["width", "sleep"]
+                assert [d.replace("≠", "").strip() for d in differs] == ["width", "lr", "sleep"]
                 page.screenshot(path=str(tmp_path / "ui-compare.png"), full_page=True)
                 keep(tmp_path, "ui-compare.png")
                 assert errors == []                    # no CSP violation, no script error
