@@ -13,6 +13,7 @@ import torch
 from petridish.experiments.double_descent.buckets import padded_mlp, plan
 from petridish.experiments.double_descent.mnist1d_task import noisy_mnist1d
 from petridish.experiments.double_descent.sizes import mlp_params, mlp_threshold_width
+from petridish import steps
 from petridish.seeding import sub_seed
 from petridish.train import train_ensemble
 
@@ -29,7 +30,10 @@ def train_width(params_list: list[dict], seeds: list[int]) -> list[dict]:
     for p in params_list:
         counts[int(p["width"])] = counts.get(int(p["width"]), 0) + 1
     out: list[dict | None] = [None] * len(params_list)
-    for bucket in plan(counts):
+    buckets = plan(counts)
+    # the group's whole step count up front, so progress bars do not grow bucket by bucket
+    steps.declare(len(buckets) * -(-n_train // int(p0["batch_size"])) * int(p0["epochs"]))
+    for bucket in buckets:
         idx = [i for i, p in enumerate(params_list) if int(p["width"]) in bucket]
         for i, m in zip(idx, _train_bucket([params_list[i] for i in idx], [seeds[i] for i in idx],
                                            max(bucket), x, y[idx], x_test, y_test)):
