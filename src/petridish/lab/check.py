@@ -13,7 +13,7 @@ one, 2 seeds, or 3 when it sweeps nothing) and checks the contract that ``lab.ex
   strings and bools exactly; floats within ``exp.group_rtol`` relative to the metric's magnitude
   (``|a - b| <= rtol * max(|a|, |b|)``; a curve's points against the curve's largest |value|);
   non-finite values must agree exactly;
-* ``params``: each declaration refuses a wrong type, a value outside [low, high] and one not in
+* ``params``: the default and quick configurations are valid, and each declaration refuses a wrong type, a value outside [low, high] and one not in
   ``choices`` with the one-line InvalidParameterError ("The 'x' parameter of ... must be ...
   Got ..."), and a number without any declared range or choices is reported (it accepts any);
 * ``partial``: ``analyze`` and ``plot`` (as ``petridish report`` draws it, Agg backend), and the
