@@ -333,6 +333,17 @@ def test_cli_check_notes_a_missing_tiny_on_stderr(tmp_path, capsys):
     assert err == "note: my-exp declares no tiny= configuration; checking its --quick one, which may take minutes\n"
 
 
+def test_cli_check_timing_runs_the_quick_sweep(tmp_path, capsys):
+    from petridish.cli.main import main
+    path = tmp_path / "timed.py"        # --quick is one cell: the sweep runs in this process
+    path.write_text(textwrap.dedent(FILE_EXPERIMENT).replace("OFFSET", "").replace(
+        'tiny={"x": [1, 2]})', 'tiny={"x": [1, 2]}, quick_seeds=1, quick_budget_s=60.0)').replace(
+        'default=[1, 2, 3]', 'default=[1, 2, 3], quick=2'))
+    assert main(["check", str(path), "--timing"]) == 0
+    timing = capsys.readouterr().out.splitlines()[-2]
+    assert timing.startswith("ok   timing        the --quick sweep (1 cells) took ") and " s, within 60 s [" in timing
+
+
 def test_cli_check_json_is_one_document(tmp_path, capsys):
     from petridish.cli.main import main
     rc = main(["check", _write(tmp_path, "json_exp"), "--json"])
