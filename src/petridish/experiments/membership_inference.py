@@ -194,7 +194,9 @@ def plot(cells, fig) -> None:
     axes[0].set_ylabel("loss-threshold attack AUC")
     axes[0].legend(fontsize=6)
     axes[1].axhline(0.5, color="grey", ls=":", lw=1)
-    axes[1].set_xscale("log")
+    axes[1].set_xscale("log", base=2)
+    axes[1].set_xticks(epochs, [str(e) for e in epochs])
+    axes[1].minorticks_off()
     axes[1].set_xlabel("epochs")
     axes[1].set_ylabel("loss-threshold attack AUC (mean, 95% CI)")
     axes[1].legend(fontsize=6)
@@ -207,7 +209,8 @@ def plot(cells, fig) -> None:
         xs = np.arange(len(names)) + (a - 1) * 0.27
         axes[2].bar(xs, [m for m, _, _ in ci], width=0.27, color=f"C{a}", label=attack,
                     yerr=np.array([[m - lo for m, lo, _ in ci], [hi - m for m, _, hi in ci]]), capsize=2)
-    axes[2].set_xticks(np.arange(len(names)), [n for _, n in names])
+    axes[2].set_xticks(np.arange(len(names)), [n for _, n in names], fontsize=7)
+    axes[2].set_ylabel("attack metric (mean over seeds, 95% CI)")
     axes[2].set_title(f"width {w1}, {e1} epochs, wd {wd0:g}", fontsize=9)
     axes[2].legend(fontsize=7)
     fig.suptitle("Membership inference against overfitting (MNIST-1D MLPs; 95% CIs over seeds)")
@@ -234,7 +237,7 @@ EXPERIMENT = Experiment(
     params=(
         Param("width", int, default=[16, 64, 256], quick=[16, 256], low=1, high=4096, help="hidden width (2 layers)"),
         Param("epochs", int, default=[4, 16, 64, 256], quick=[4, 64], low=1, high=100_000, help="training epochs"),
-        Param("weight_decay", float, default=[0.0, 0.005], quick=[0.0, 0.005], low=0.0, high=1.0,
+        Param("weight_decay", float, default=[0.0, 0.02], quick=[0.0, 0.02], low=0.0, high=1.0,
               help="coupled L2 weight decay"),
         Param("n_train", int, default=500, low=20, high=5000, help="members (= non-members = each shadow set)"),
         Param("shadows", int, default=2, low=1, high=64, help="shadow models per target"),
