@@ -344,6 +344,13 @@ def test_cli_check_timing_runs_the_quick_sweep(tmp_path, capsys):
     assert timing.startswith("ok   timing        the --quick sweep (1 cells) took ") and " s, within 60 s [" in timing
 
 
+def test_the_experiment_petridish_new_writes_passes_the_contract(tmp_path, capsys):
+    from petridish.cli.main import main
+    assert main(["new", "my_study", "--dir", str(tmp_path)]) == 0
+    capsys.readouterr()
+    assert main(["check", str(tmp_path / "my_study.py")]) == 0, capsys.readouterr().out
+
+
 def test_cli_check_json_is_one_document(tmp_path, capsys):
     from petridish.cli.main import main
     rc = main(["check", _write(tmp_path, "json_exp"), "--json"])
