@@ -266,6 +266,7 @@ def plot(cells, fig) -> None:
     ax.set_ylabel("robust accuracy at ε*")
     ax.set_title("trade-off (○ standard, □ PGD-trained; filled: mnist1d)", fontsize=8)
     ax = axes[3]                                    # width at ε*
+    ticks: set[int] = set()
     for i, ds in enumerate(datasets):
         for t, ls in zip(TRAININGS, ("-", "--")):
             pts = [(arch(a)[1]["width"], [c.metrics["robust_acc"] for c in _done(cells, dataset=ds, arch=a, training=t)])
@@ -274,9 +275,12 @@ def plot(cells, fig) -> None:
             if pts:
                 ci = [mean_ci(v, bounds=(0.0, 1.0)) for _, v in pts]
                 w = [q for q, _ in pts]
+                ticks.update(w)
                 ax.errorbar(w, [c[0] for c in ci], yerr=[[c[0] - c[1] for c in ci], [c[2] - c[0] for c in ci]],
                             fmt="o" + ls, color=f"C{i}", label=f"{ds} {t}", capsize=2)
     ax.set_xscale("log")
+    ax.minorticks_off()
+    ax.set_xticks(sorted(ticks), [str(t) for t in sorted(ticks)])
     ax.set_xlabel("MLP width")
     ax.set_ylabel("robust accuracy at ε*")
     ax.set_title("robustness against width", fontsize=9)
@@ -327,7 +331,7 @@ EXPERIMENT = Experiment(
               choices=ARCHS, help="mlp-W (2 hidden layers of W) or cnn-C (C channels)"),
         Param("training", str, default=list(TRAININGS), choices=TRAININGS, help="standard or PGD adversarial training"),
         Param("eps", float, default=0.1, low=0.0, high=10.0, help="ε* (L∞): training ε and headline attack ε"),
-        Param("epochs", int, default=20, quick=10, low=1, high=10_000, help="training epochs"),
+        Param("epochs", int, default=40, quick=10, low=1, high=10_000, help="training epochs"),
         Param("train_steps", int, default=5, quick=3, low=1, high=100, help="PGD steps in adversarial training"),
         Param("attack_steps", int, default=10, low=1, high=1000, help="PGD steps of the evaluation attack"),
         Param("restarts", int, default=1, low=1, high=100, help="PGD random restarts of the evaluation attack"),
