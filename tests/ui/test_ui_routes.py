@@ -171,6 +171,23 @@ def test_figure_is_a_png_rendered_once_per_cell_count(client, toy_store):
     assert time.perf_counter() - t0 < first       # served from the cache
 
 
+def test_figure_is_redrawn_when_a_cell_lands(tmp_path, make_client):
+    from petridish.lab.experiment import Cell
+    d = str(tmp_path / "grow")
+    st = SQLStore(d)
+    src = {"module": "ui_toys", "file": str(Path(__file__).with_name("ui_toys.py")), "sha256": None}
+    st.create_run(RunRecord("9r0w00000000", "ui-toy", {"width": [2, 8], "lr": 0.1, "sleep": 0.0}, [0],
+                            {"source": src}, "running", time.time()), ["c1", "c2"])
+    st.put_cells([Cell("c1", "ui-toy", {"width": 2, "lr": 0.1, "sleep": 0.0}, 0, "done", {"test_error": 0.5})])
+    c = make_client(store=d)
+    one = c.get("/runs/9r0w00000000/figure.png")
+    assert one.status_code == 200 and c.get("/runs/9r0w00000000/figure.png").content == one.content
+    st.put_cells([Cell("c2", "ui-toy", {"width": 8, "lr": 0.1, "sleep": 0.0}, 0, "done", {"test_error": 0.2})])
+    two = c.get("/runs/9r0w00000000/figure.png")
+    assert two.status_code == 200 and two.content != one.content and len(c.app.state.figures._png) == 2
+    st.close()
+
+
 def test_csv_and_parquet_downloads(client, toy_store):
     import pyarrow.parquet as pq
     rid = toy_store["b"]
@@ -277,6 +294,7 @@ def test_read_only_no_write_routes(client, toy_store):
         r = client.request(method, f"/runs/{toy_store['a']}")
         assert r.status_code == 405 and r.headers["allow"] == "GET, HEAD"
         assert "The dashboard is read-only" in r.json()["detail"]
+    assert client.head("/").status_code == 200 and client.head("/").content == b""
     store = client.app.state.store
     assert store.read_only and "mode=ro" in store.url
     with pytest.raises(Exception, match="(?i)readonly|read-only"):

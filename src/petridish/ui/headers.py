@@ -1,4 +1,5 @@
-"""Security headers on every response, and no method but GET/HEAD (the dashboard is read-only).
+"""Security headers on every response, and no method but GET/HEAD (the dashboard is read-only;
+HEAD is answered as GET without the body).
 
 The CSP allows only this server's own scripts, styles, images and fetches: no inline script,
 no CDN, no frames. Pure ASGI, one layer.
@@ -23,9 +24,15 @@ class SecureHeaders:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
 
+        head = scope["method"] == "HEAD"          # answered as GET without the body (the routes are GETs)
+        if head:
+            scope = dict(scope, method="GET")
+
         async def send_secured(message):
             if message["type"] == "http.response.start":
                 message["headers"] = [*message.get("headers", ()), *HEADERS]
+            elif head and message["type"] == "http.response.body":
+                message = {**message, "body": b""}
             await send(message)
 
         if scope["method"] not in READ:
