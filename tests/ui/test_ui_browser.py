@@ -52,7 +52,9 @@ class Dashboard:
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, f"petridish ui exited with {self.proc.returncode}: {log.read_text()}"
             try:
-                if httpx.get(self.url + "/", timeout=1, trust_env=False).status_code == 200:
+                r = httpx.get(self.url + "/", timeout=1, trust_env=False)
+                if r.status_code == 200:
+                    assert "server" not in r.headers and r.headers["x-frame-options"] == "DENY"
                     return
             except httpx.HTTPError:
                 time.sleep(0.1)
