@@ -123,9 +123,10 @@ class KFAC:
         if self.fisher == "sampled":
             with torch.no_grad():
                 if self.loss == "cross_entropy":
-                    ys = torch.multinomial(torch.softmax(logits.double(), 1), 1, generator=self.generator)[:, 0]
+                    ys = torch.multinomial(torch.softmax(logits.double(), 1).cpu(), 1,
+                                           generator=self.generator)[:, 0].to(logits.device)
                 else:
-                    ys = logits + torch.randn(logits.shape, generator=self.generator, dtype=logits.dtype)
+                    ys = logits + torch.randn(logits.shape, generator=self.generator, dtype=logits.dtype).to(logits.device)
             gs = torch.autograd.grad(_loss(logits, ys, self.loss), outs, retain_graph=False)
             return [n * (g.T @ g) for g in gs]
         # exact: Σ_c over the columns of S, S Sᵀ = the output Hessian of ℓᵢ with respect to the logits
@@ -133,11 +134,11 @@ class KFAC:
             k = logits.shape[1]
             if self.loss == "cross_entropy":
                 p = torch.softmax(logits, 1)                                    # (n, k)
-                eye = torch.eye(k, dtype=p.dtype)
+                eye = torch.eye(k, dtype=p.dtype, device=p.device)
                 cols = [p[:, c:c + 1].sqrt() * (eye[c] - p) for c in range(k)]   # S[:, :, c] = √p_c (e_c − p)
             else:
-                cols = [torch.eye(k, dtype=logits.dtype)[c].expand(n, k) for c in range(k)]
-        out = [torch.zeros(o.shape[1], o.shape[1], dtype=o.dtype) for o in outs]
+                cols = [torch.eye(k, dtype=logits.dtype, device=logits.device)[c].expand(n, k) for c in range(k)]
+        out = [torch.zeros(o.shape[1], o.shape[1], dtype=o.dtype, device=o.device) for o in outs]
         for c, v in enumerate(cols):
             gs = torch.autograd.grad(logits, outs, grad_outputs=v, retain_graph=c < len(cols) - 1)
             for i, g in enumerate(gs):
@@ -149,7 +150,7 @@ class KFAC:
         w = min(1.0 - 1.0 / self.updates, self.ema)           # weight on the old factor; 0 at the first update
         for i, (m, a) in enumerate(zip(self.layers, acts)):
             if m.bias is not None:
-                a = torch.cat([a, torch.ones(a.shape[0], 1, dtype=a.dtype)], 1)
+                a = torch.cat([a, torch.ones(a.shape[0], 1, dtype=a.dtype, device=a.device)], 1)
             A_new = a.T @ a / a.shape[0]
             self.A[i] = A_new if self.A[i] is None else w * self.A[i] + (1 - w) * A_new
             self.G[i] = Gs[i].detach() if self.G[i] is None else w * self.G[i] + (1 - w) * Gs[i].detach()

@@ -56,8 +56,8 @@ class Shampoo(torch.optim.Optimizer):
                 if p.dim() >= 2:
                     g = p.grad.reshape(p.shape[0], -1).double()                  # (m, n)
                     if "L" not in st:
-                        st["L"] = torch.zeros(g.shape[0], g.shape[0], dtype=torch.float64)
-                        st["R"] = torch.zeros(g.shape[1], g.shape[1], dtype=torch.float64)
+                        st["L"] = torch.zeros(g.shape[0], g.shape[0], dtype=torch.float64, device=g.device)
+                        st["R"] = torch.zeros(g.shape[1], g.shape[1], dtype=torch.float64, device=g.device)
                     st["L"].mul_(keep).add_(g @ g.T, alpha=add)
                     st["R"].mul_(keep).add_(g.T @ g, alpha=add)
                     if (st["step"] - 1) % every == 0:
