@@ -62,6 +62,17 @@ def test_fast_path_in_float64_matches_solo_to_rounding(loss, optimizer, momentum
     _assert_matches_solo(ens, fn, range(3), NOISY, lrs, wds, scales, x=x, **common)
 
 
+@pytest.mark.parametrize("loss,batch_size", [("ce", 64), ("mse", None)])
+def test_fast_path_with_one_layer_matches_solo_in_float64(loss, batch_size):
+    """depth 0 (a linear model): the output layer is the first, and (full batch) its input the shared data."""
+    fn = lambda s: build_model("mlp", d_in=40, d_out=10, seed=s, width=8, depth=0).double()
+    common = dict(optimizer="sgd", momentum=0.9, batch_size=batch_size, steps=60, loss=loss)
+    x = DS.x_train.double()
+    ens = train_ensemble(fn, x, torch.stack(NOISY[:2]), seeds=[0, 1], lr=[0.05, 0.02], **common)
+    assert ens.path == "fast" and ens.params["layers.0.weight"].shape == (2, 10, 40)
+    _assert_matches_solo(ens, fn, range(2), NOISY[:2], [0.05, 0.02], [0, 0], [1, 1], x=x, **common)
+
+
 def test_fast_path_adam_and_mse_match_solo():
     fn = lambda s: build_model("mlp", d_in=40, d_out=10, seed=s, width=16, depth=1, activation="tanh")
     common = dict(optimizer="adam", batch_size=100, steps=120, loss="mse")

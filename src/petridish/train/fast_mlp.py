@@ -63,7 +63,8 @@ class FastMLPEngine:
         self.n_layers = len(layer_lists[0])
         self.has_bias = layer_lists[0][0].bias is not None
         self.outs = [layer_lists[0][l].out_features for l in range(self.n_layers)]
-        ins = [layer_lists[0][0].in_features] + [padded_width(o) for o in self.outs[:-1]]
+        self.d_in = layer_lists[0][0].in_features
+        ins = [self.d_in] + [padded_width(o) for o in self.outs[:-1]]
         last = self.n_layers - 1
         with torch.no_grad():
             # hidden layers (K, in_padded, out_padded), so that h @ W needs no transpose in the
@@ -198,7 +199,7 @@ class FastMLPEngine:
     def export(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """Stacked params under the model's own names ("layers.{l}.weight" is (K, out, in))."""
         out: dict[str, torch.Tensor] = {}
-        d_in = self.W[0].shape[1]
+        d_in = self.d_in
         last = self.n_layers - 1
         for l, o in enumerate(self.outs):
             rows = d_in if l == 0 else self.outs[l - 1]
