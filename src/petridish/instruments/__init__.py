@@ -1,6 +1,7 @@
 """Instruments that measure trained PyTorch models: norms and margins, Hessian, GGN and Fisher
 spectra, loss surfaces and mode connectivity, sharpness/flatness (plain and magnitude-aware) and
-its tracking along training, effective dimension, adversarial attacks (FGSM, PGD, DeepFool). All randomness is seeded; nothing mutates the
+its tracking along training, effective dimension, adversarial attacks (FGSM, PGD, DeepFool), membership inference
+(loss threshold, shadow models, LiRA) and subgroup errors. All randomness is seeded; nothing mutates the
 model."""
 from petridish.instruments.attacks import (DeepFoolResult, NormDistribution, deepfool, deepfool_norms, fgsm, pgd,
                                            robust_accuracy, success_rate)
