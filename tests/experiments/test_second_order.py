@@ -50,7 +50,9 @@ def test_quick_run_reaches_the_target_with_every_method():
     assert all(c.metrics["reached"] for c in res.cells), [(c.params["method"], c.metrics["final_loss"])
                                                           for c in res.cells]
     verdicts = [c.verdict for c in res.analysis.claims]
-    assert len(verdicts) == 8 and all(v != "not measured" for v in verdicts), verdicts
+    assert len(verdicts) == 12 and all(v != "not measured" for v in verdicts), verdicts
+    assert all(c.metrics["acc_reached"] and c.metrics["grad_evals_to_acc"] <= c.metrics["grad_evals_to_target"]
+               for c in res.cells)
     assert {c.params["method"] for c in res.cells} == set(METHODS)
     json.dumps(res.analysis.to_json())
     fig = Figure(figsize=(10, 4))
@@ -69,6 +71,7 @@ def _cells(faster: bool):
             out.append(Cell(key=f"{m}{s}", experiment="second-order", params={"method": m}, seed=s, status="done",
                             metrics={"reached": True, "log10_seconds_to_target": float(np.log10(sec)),
                                      "log10_grad_evals_to_target": float(np.log10(ge)), "seconds_to_target": sec,
+                                     "log10_grad_evals_to_acc": float(np.log10(ge / 2)),
                                      "grad_evals_to_target": ge, "steps_to_target": 10.0, "test_acc_at_target": 0.5}))
     return out
 
@@ -76,6 +79,6 @@ def _cells(faster: bool):
 def test_verdicts_flip_with_the_phenomenon():
     on = [c.verdict for c in analyze(_cells(True)).claims]
     off = [c.verdict for c in analyze(_cells(False)).claims]
-    assert on == ["supported"] * 8, on
+    assert on == ["supported"] * 12, on
     assert all(v == "inconclusive" for v in off), off
     assert "nan" not in " ".join(analyze(_cells(False)).findings).lower()
