@@ -168,3 +168,23 @@ def test_sqlite_runs_list_uses_an_index(tmp_path):
         plan = " ".join(str(r[-1]) for r in c.exec_driver_sql(
             "EXPLAIN QUERY PLAN SELECT * FROM runs WHERE experiment = 'x' ORDER BY created DESC LIMIT 50"))
     assert "ix_runs_experiment_created" in plan and "TEMP B-TREE" not in plan
+
+
+def _open_and_close(path: str) -> None:
+    from petridish.lab.store import open_store
+    open_store(path).close()
+
+
+def test_processes_opening_a_new_sqlite_store_at_once_all_succeed(tmp_path):
+    """A sweep, its workers and the dashboard may create the same new store together: no
+    'table runs already exists' for the loser of the race."""
+    import multiprocessing as mp
+    for trial in range(3):
+        path = str(tmp_path / f"race{trial}.db")
+        ctx = mp.get_context("fork")
+        procs = [ctx.Process(target=_open_and_close, args=(path,)) for _ in range(6)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(60)
+        assert [p.exitcode for p in procs] == [0] * 6

@@ -4,11 +4,13 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from typing import Any, Iterable
 
 from sqlalchemy import (Column, Float, Index, Integer, MetaData, String, Table, Text, create_engine,
                         event, func, inspect, select, update)
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 
 from petridish.errors import PetridishError
 from petridish.lab.experiment import Cell
@@ -103,9 +105,7 @@ class SQLStore(Store):
                 if not inspect(self.engine).has_table("runs"):
                     raise PetridishError("it holds no runs table")
             else:
-                _meta.create_all(self.engine)
-                for ix in INDEXES:
-                    ix.create(self.engine, checkfirst=True)
+                _create_schema(self.engine)
         except Exception as e:
             raise PetridishError(f"Could not open the results store at {self.url}: {e}") from None
 
@@ -228,6 +228,23 @@ class SQLStore(Store):
 def _run(r) -> RunRecord:
     return RunRecord(r.id, r.experiment, json.loads(r.config), json.loads(r.seeds), json.loads(r.provenance),
                      r.status, r.created, r.wall_time, r.n_cells)
+
+
+def _create_schema(engine: Engine, attempts: int = 5) -> None:
+    """Tables and indexes, if absent. Two processes opening a new store at once (a sweep and the
+    dashboard, two workers) both see no table and both create it: the loser's CREATE fails
+    ("table runs already exists", or a duplicate pg_type row on PostgreSQL). Looking again
+    then finds the winner's tables, so a failed attempt is retried."""
+    for attempt in range(attempts):
+        try:
+            _meta.create_all(engine)
+            for ix in INDEXES:
+                ix.create(engine, checkfirst=True)
+            return
+        except DBAPIError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
