@@ -17,8 +17,12 @@ def register(app: typer.Typer) -> None:
         import uvicorn
 
         from petridish.ui import create_app, load_settings
+        from petridish.ui.settings import LOOPBACK
         settings = load_settings(store=store, host=host, port=port)
         app_ = create_app(settings)                     # opens the store read-only; errors are one line
+        if settings.host not in LOOPBACK:
+            typer.echo(f"warning: the dashboard has no login; anyone who can reach {settings.host}:{settings.port} "
+                       "can read every run in this store.", err=True)
         typer.echo(f"petridish dashboard on http://{settings.host}:{settings.port}  (store: {app_.state.store.url})",
                    err=True)
         uvicorn.run(app_, host=settings.host, port=settings.port, log_level=log_level, server_header=False)
