@@ -31,7 +31,8 @@ from typing import Any
 import numpy as np
 
 from petridish.data import digits, mnist1d
-from petridish.instruments import deepfool_norms, fgsm, pgd
+from petridish.instruments import deepfool_norms, fgsm, pgd, success_rate
+from petridish.instruments.attacks import predict
 from petridish.lab import Analysis, Experiment, Param, curve_ci, family, from_difference, from_values, mean_ci
 from petridish.lab.claims import Claim, not_measured
 from petridish.lab.paired import pair_by_seed, paired_difference
@@ -89,18 +90,7 @@ def run(p: dict, seed: int) -> dict:
 
 
 def _acc(model, x, y) -> float:
-    import torch
-    with torch.no_grad():
-        return float((model(x).argmax(1) == y).double().mean())
-
-
-def _success(model, x, xa, y) -> float:
-    """Fraction of the examples classified correctly at x that xa turns wrong."""
-    import torch
-    with torch.no_grad():
-        ok = model(x).argmax(1) == y
-        wrong = model(xa).argmax(1) != y
-    return float((ok & wrong).sum()) / max(1, int(ok.sum()))
+    return float((predict(model, x) == y).double().mean())
 
 
 def _measure(model, surrogate, x, y, p, seed, lower, upper) -> dict:
@@ -118,8 +108,8 @@ def _measure(model, surrogate, x, y, p, seed, lower, upper) -> dict:
     return {
         "clean_acc": pgd_curve[0], "robust_acc": pgd_curve[STAR], "fgsm_acc": fgsm_curve[STAR],
         "fgsm_minus_pgd": fgsm_curve[STAR] - pgd_curve[STAR],
-        "white_box_success": _success(model, x, pgd_x[STAR], y),
-        "transfer_success": _success(model, x, transfer, y), "transfer_acc": _acc(model, transfer, y),
+        "white_box_success": success_rate(model, x, pgd_x[STAR], y),
+        "transfer_success": success_rate(model, x, transfer, y), "transfer_acc": _acc(model, transfer, y),
         "surrogate_clean_acc": _acc(surrogate, x, y),
         "deepfool_median": df.median, "deepfool_success": df.success_rate,
         "deepfool_quantiles": [df.quantiles[q] for q in QUANTILES],
