@@ -26,7 +26,7 @@ CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SRC = str(Path(__file__).resolve().parents[2] / "src")
-LIVE = {"width": [2, 4, 8, 16, 32, 64, 128, 256], "sleep": 0.25}      # 24 cells of 0.25 s: ~6 s
+LIVE = {"width": [2, 4, 8, 16, 32, 64, 128, 256], "sleep": 0.3}      # 24 cells of 0.3 s: ~7 s
 
 
 def free_port() -> int:
@@ -146,6 +146,13 @@ def test_dashboard_in_a_real_browser(tmp_path):
                     time.sleep(0.05)
                 live = reader.query_runs(status="running")[0][0]
                 reader.close()
+                # the runs list follows the running row (one JSON poll for all running rows)
+                page.goto(server.url + "/")
+                page.evaluate("window.__same_document = true")
+                done = f'document.querySelector(\'tr[data-run="{live.id}"] .c-done\').textContent'
+                before = int(page.evaluate(done))
+                wait_until(page, f"+{done} >= {before + 2}")
+                assert page.evaluate("window.__same_document") is True
                 page.goto(f"{server.url}/runs/{live.id}")
                 page.evaluate("window.__same_document = true")
                 first = int(page.locator("#n-done").inner_text())

@@ -18,11 +18,11 @@ UI = Path(__file__).resolve().parents[2] / "src" / "petridish" / "ui"
 
 
 def rows_of(html: str) -> list[str]:
-    return re.findall(r'<tr data-run="([^"]+)">', html)
+    return re.findall(r'<tr data-run="([^"]+)" data-status="[a-z]+">', html)
 
 
 def cells_of(html: str, run_id: str) -> list[str]:
-    row = html.split(f'<tr data-run="{run_id}">', 1)[1].split("</tr>", 1)[0]
+    row = html.split(f'<tr data-run="{run_id}" ', 1)[1].split("</tr>", 1)[0]
     return [html_lib.unescape(re.sub(r"<[^>]+>", "", c)).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
 
 
@@ -241,6 +241,20 @@ def test_progress_of_a_running_sweep_uses_step_counts_and_gives_an_eta(tmp_path,
     st.close()
 
 
+def test_live_rows_of_the_runs_list(client, toy_store):
+    a, g = toy_store["a"], toy_store["ghost"]
+    j = client.get(f"/api/runs/live?ids={a},{g},0000aaaa,{a[:6]}").json()
+    assert j == {"runs": {a: {"status": "finished", "counts": {"done": 12, "diverged": 0, "failed": 0, "total": 12,
+                                                              "pending": 0}},
+                          g: {"status": "interrupted", "counts": {"done": 1, "diverged": 1, "failed": 0, "total": 3,
+                                                                 "pending": 1}}},
+                 "missing": ["0000aaaa", a[:6]]}                     # exact ids only, as the page has them
+    for q, m in (("ids=", "must name 1 to 50 runs"), ("ids=" + ",".join(f"r{i}" for i in range(51)), "Got 51."),
+                 ("ids=a%20b", "A run id is 1 to 64"), ("", "Field required")):
+        r = client.get("/api/runs/live?" + q)
+        assert r.status_code == 422 and m in r.json()["detail"], (q, r.text)
+
+
 def test_progress_errors(client):
     r = client.get("/api/runs/0000aaaa/progress")
     assert r.status_code == 404 and r.json()["detail"].startswith("There is no run '0000aaaa'")
@@ -316,7 +330,7 @@ def test_foreign_host_header_is_refused_on_loopback(client):
 
 def test_assets_are_served_from_the_package_and_nothing_from_elsewhere(client):
     for name, kind in (("app.css", "text/css"), ("chart.js", "javascript"), ("run.js", "javascript"),
-                       ("compare.js", "javascript")):
+                       ("compare.js", "javascript"), ("runs.js", "javascript")):
         r = client.get(f"/static/{name}")
         assert r.status_code == 200 and kind in r.headers["content-type"]
     text = "".join(p.read_text() for p in (UI / "templates").glob("*.html")) + \
