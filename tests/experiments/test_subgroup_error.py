@@ -9,6 +9,7 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
+from petridish.data import subsample
 from petridish.data.groups import rules, two_groups
 from petridish.experiments.subgroup_error import analyze, plot, training_set
 from petridish.lab import Cell
@@ -40,6 +41,10 @@ def test_arms_train_on_reweighted_and_balanced_sets():
     xs, ys, gs = training_set(x, y, g, "subsample", 0)
     assert int((gs == 0).sum()) == int((gs == 1).sum()) == 50
     assert training_set(x, y, g, "erm", 0)[0] is not x and torch.equal(training_set(x, y, g, "erm", 0)[0], x)
+    # the group column follows a subsample of the training set
+    sub = subsample(ds, 300, seed=0)
+    w = rules(10, 60.0).float()
+    assert sub.groups_train.shape == (300,) and torch.equal(sub.y_train, ((sub.x_train * w[sub.groups_train]).sum(1) > 0).long())
 
 
 @pytest.fixture(scope="module")
