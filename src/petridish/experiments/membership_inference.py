@@ -10,6 +10,9 @@ held-out set (n). Per cell (width, epochs, weight decay, seed): a 40 → width �
 trained with SGD + momentum on the members (the target), and ``shadows`` MLPs trained the same way on
 the shadow set (the attacker knows the recipe, not the members). Seeds of one configuration train as
 one ensemble (targets), their shadows as another; init and batch order are sub-seeds of the seed.
+An ensemble shares its inputs, so all shadows train on the same shadow set and differ only in init and
+batch order (Shokri et al. and Carlini et al. draw a fresh subset per shadow): the per-example "out"
+spread that LiRA fits is the training noise alone, which is why its variance is pooled over examples.
 
 Attacks on members against non-members (``petridish.instruments.membership``): the loss threshold
 (score −loss), the shadow-model classifier, and offline LiRA (per-example Gaussian fits of the
