@@ -269,7 +269,7 @@ EXPERIMENT = Experiment(
         Param("inverse_every", int, default=5, low=1, high=10_000,
               help="steps between K-FAC inverses / Shampoo inverse roots"),
     ),
-    run=run, analyze=analyze, plot=plot, seeds=3, quick_seeds=3, version=3, runtime="5 min 01 s (measured on a busy shared machine, load 10–17)",
+    run=run, analyze=analyze, plot=plot, seeds=3, quick_seeds=3, version=3, runtime="3 min 35 s (measured on a busy shared machine, load ≈ 12)",
     # tiny: max_steps, not the wall-clock budget, ends each attempt, and 1 setting per method: run is then
     # deterministic but for its wall times (wall_metrics). With tuning > 1 the setting reported is the
     # fastest in wall time, so the default cells are not reproducible bit for bit.
