@@ -126,7 +126,8 @@ class KFAC:
                     ys = torch.multinomial(torch.softmax(logits.double(), 1).cpu(), 1,
                                            generator=self.generator)[:, 0].to(logits.device)
                 else:
-                    ys = logits + torch.randn(logits.shape, generator=self.generator, dtype=logits.dtype).to(logits.device)
+                    noise = torch.randn(logits.shape, generator=self.generator, dtype=logits.dtype)
+                    ys = logits + noise.to(logits.device)
             gs = torch.autograd.grad(_loss(logits, ys, self.loss), outs, retain_graph=False)
             return [n * (g.T @ g) for g in gs]
         # exact: Σ_c over the columns of S, S Sᵀ = the output Hessian of ℓᵢ with respect to the logits
