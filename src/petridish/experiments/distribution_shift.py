@@ -137,7 +137,7 @@ def shift_values(p: dict) -> dict[str, Any]:
     return {s: p[f"shift_{s}"] for s in SHIFTS}
 
 
-def test_sets(p: dict, ds) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+def evaluation_sets(p: dict, ds) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """'id' (the training draw's held-out split) and every regenerated set, by name."""
     if p["test_seed"] == DATA_SEED:
         raise invalid("test_seed", OWNER, f"a generator seed other than the training draw's {DATA_SEED}",
@@ -157,7 +157,7 @@ def run_group(params_list: list[dict], seeds: list[int]) -> list[dict]:
     length, evaluated every gcd(epochs) epochs on every test set."""
     p = params_list[0]
     ds = mnist1d(n_train=p["n_train"], n_test=p["n_test"])
-    sets = test_sets(p, ds)
+    sets = evaluation_sets(p, ds)
     name, kw = arch(p["arch"])
     spe = steps_per_epoch(p["n_train"], p["batch_size"])
     epochs = [q["epochs"] for q in params_list]
@@ -338,36 +338,61 @@ def plot(cells, fig) -> None:
     if not sets:
         return
     n = int(_done(cells, f"acc_{sets[0]}")[0].params["n_test"])
-    axes = fig.subplots(1, len(sets), squeeze=False)[0]
+    axes = fig.subplots(2, 3).ravel()
     archs = [a for a in ARCHS if any(c.params["arch"] == a for c in cells)]
-    ticks = np.array([0.1, 0.2, 0.4, 0.6, 0.8, 0.9, 0.95, 0.99])
     for ax, s in zip(axes, sets):
-        done = _done(cells, f"acc_{s}")
-        for i, a in enumerate(archs):
-            sel = [c for c in done if c.params["arch"] == a]
-            if not sel:
-                continue
-            x = probit([c.metrics["acc_id"] for c in sel], n)
-            y = probit([c.metrics[f"acc_{s}"] for c in sel], n)
-            size = [12 + 6 * math.log2(c.params["epochs"]) for c in sel]
-            ax.scatter(x, y, s=size, color=f"C{i}", alpha=0.75, marker="o" if a.startswith("mlp") else "s",
-                       label=a)
-        lim = probit(np.array([min(ticks), max(ticks)]), n)
-        ax.plot(lim, lim, ":", color="grey", lw=1, label="y = x")
-        fit = probit_fit(cells, s, n_boot=200)
-        if fit is not None:
-            ax.plot(lim, fit["slope"] * lim + fit["intercept"], "k-", lw=1,
-                    label=f"fit: slope {fit['slope']:.2f}, R² {fit['r2']:.2f}")
-        ax.set_xticks(probit(ticks, n), [f"{100 * t:g}" for t in ticks], fontsize=7)
-        ax.set_yticks(probit(ticks, n), [f"{100 * t:g}" for t in ticks], fontsize=7)
-        ax.set_xlim(lim)
-        ax.set_ylim(lim)
-        ax.set_title(LABEL[s], fontsize=9)
-        ax.set_xlabel("in-distribution accuracy (%, probit axis)", fontsize=8)
-        ax.legend(fontsize=6, loc="upper left")
-    axes[0].set_ylabel("shifted accuracy (%, probit axis)", fontsize=8)
-    fig.suptitle("MNIST-1D: accuracy on regenerated test sets against in-distribution accuracy, one point per "
-                 "model (marker size: epochs); the effective-robustness line of Taori et al. (2020)", fontsize=9)
+        _probit_panel(ax, cells, s, archs, n)
+    _drop_panel(axes[len(sets)], cells, n)
+    for ax in axes[len(sets) + 1:]:
+        ax.set_visible(False)
+    fig.suptitle("MNIST-1D regenerated with shifted knobs: one point per model (marker size: epochs); "
+                 "the effective-robustness line of Taori et al. (2020)", fontsize=10)
+
+
+def _probit_panel(ax, cells, s: str, archs: list[str], n: int) -> None:
+    """Shifted against in-distribution accuracy on probit axes, the fitted line and y = x."""
+    done = _done(cells, f"acc_{s}")
+    for i, a in enumerate(archs):
+        sel = [c for c in done if c.params["arch"] == a]
+        if sel:
+            ax.scatter(probit([c.metrics["acc_id"] for c in sel], n), probit([c.metrics[f"acc_{s}"] for c in sel], n),
+                       s=[10 + 8 * math.log2(c.params["epochs"]) for c in sel], color=f"C{i}", alpha=0.75,
+                       marker="o" if a.startswith("mlp") else "s", label=a)
+    pts = probit([c.metrics[k] for c in done for k in ("acc_id", f"acc_{s}")], n)
+    lim = np.array([pts.min() - 0.2, pts.max() + 0.2])              # probit units
+    ax.plot(lim, lim, ":", color="grey", lw=1, label="y = x")
+    fit = probit_fit(cells, s, n_boot=200)
+    if fit is not None:
+        ax.plot(lim, fit["slope"] * lim + fit["intercept"], "k-", lw=1,
+                label=f"fit: slope {fit['slope']:.2f}, R² {fit['r2']:.2f}")
+    ticks = np.array([t for t in (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
+                      if lim[0] <= _st.norm.ppf(t) <= lim[1]])
+    ax.set_xticks(_st.norm.ppf(ticks), [f"{100 * t:g}" for t in ticks], fontsize=7)
+    ax.set_yticks(_st.norm.ppf(ticks), [f"{100 * t:g}" for t in ticks], fontsize=7)
+    ax.set_xlim(lim)
+    ax.set_ylim(lim)
+    ax.set_title(LABEL[s], fontsize=9)
+    ax.set_xlabel("in-distribution accuracy (%, probit)", fontsize=8)
+    ax.set_ylabel(f"{LABEL[s]} accuracy (%, probit)", fontsize=8)
+    ax.legend(fontsize=6, loc="upper left")
+
+
+def _drop_panel(ax, cells, n: int) -> None:
+    """Population-mean accuracy drop per test set, seed-paired, with the widened 95% CI."""
+    acc = {s: _seed_means(cells, f"acc_{s}") for s in ("id",) + SETS}
+    names, est, err = [], [], []
+    for s in SETS:
+        w = widened_difference(acc["id"], acc[s], n_a=n, n_b=n)
+        if w is not None:
+            names.append(LABEL[s].replace(" (same knobs)", ""))
+            est.append(100 * w["estimate"])
+            err.append([100 * (w["estimate"] - w["ci"][0]), 100 * (w["ci"][1] - w["estimate"])])
+    if names:
+        ax.bar(range(len(names)), est, yerr=np.array(err).T, capsize=3, color="C7")
+        ax.set_xticks(range(len(names)), names, rotation=30, fontsize=7)
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set_ylabel("in-distribution minus shifted accuracy (points)", fontsize=8)
+    ax.set_title("accuracy drop (population mean, 95% CI)", fontsize=9)
 
 
 EXPERIMENT = Experiment(
@@ -382,9 +407,9 @@ EXPERIMENT = Experiment(
     summary="MNIST-1D regenerated with shifted knobs: accuracy drops, the fresh-draw cost, the probit line",
     params=(
         Param("arch", str, default=["mlp-16", "mlp-64", "mlp-256", "cnn-8", "cnn-25"],
-              quick=["mlp-32", "mlp-128", "cnn-8"], choices=ARCHS,
+              quick=["mlp-32", "mlp-128", "cnn-16"], choices=ARCHS,
               help="mlp-W (two hidden layers of W) or cnn-C (the paper's CNN, C channels); a list sweeps it"),
-        Param("epochs", int, default=[2, 6, 18], quick=[2, 8], low=1, high=10_000,
+        Param("epochs", int, default=[2, 6, 18, 54], quick=[2, 8, 24], low=1, high=10_000,
               help="training length (a list: each length read off one run per seed)"),
         Param("n_train", int, default=4000, low=10, high=50_000, help="training examples (default knobs, seed 42)"),
         Param("n_test", int, default=4000, quick=2000, low=10, high=50_000,
@@ -395,7 +420,7 @@ EXPERIMENT = Experiment(
               help="max_translation of the translation test set (training: 48; the padded signal is 72 long)"),
         Param("shift_scale", float, default=1.2, low=0.0, high=1.99, help="scale of the scale test set (training: 0.4)"),
         Param("shift_shear", float, default=2.25, low=0.0, high=100.0, help="shear of the shear test set (training: 0.75)"),
-        Param("shift_noise", float, default=0.75, low=0.0, high=100.0,
+        Param("shift_noise", float, default=0.5, low=0.0, high=100.0,
               help="corr_noise of the noise test set (training: 0.25)"),
         Param("lr", float, default=1e-2, low=1e-6, high=1.0, log=True, help="Adam learning rate"),
         Param("batch_size", int, default=100, low=1, high=50_000, help="minibatch size"),
