@@ -28,6 +28,11 @@ def search_cmd(
     search: Optional[str] = typer.Option(None, "--search", help="Comma-separated parameters to search "
                                                                 "[the sweep axes]."),
     seed: int = typer.Option(0, "--seed", help="Cell seed of every trial."),
+    new_version: bool = typer.Option(False, "--new-version", help="The experiment's source changed: start a new "
+                                     "study with its own cells (the source hash goes into study, run id and "
+                                     "cell keys)."),
+    continue_changed: bool = typer.Option(False, "--continue-changed", help="The experiment's source changed: "
+                                          "keep the study's cells and record the change in its run's provenance."),
     sampler_seed: int = typer.Option(0, "--sampler-seed", help="Seed of the sampler."),
     quick: bool = typer.Option(False, "--quick", help="Search around the quick configuration."),
     workers: int = typer.Option(1, "--workers", help="Trials in parallel."),
@@ -38,11 +43,14 @@ def search_cmd(
     device: str = device_option(),
 ) -> None:
     """Adaptive search; running the same command again continues the same study."""
+    from petridish.lab.source_guard import mode_for
     from petridish.search import run_search
+    mode = mode_for(new_version, continue_changed)
     names = [s.strip() for s in search.split(",") if s.strip()] if search else None
     res = run_search(name, metric=metric, direction=direction, budget=budget, sampler=sampler, pruner=pruner,
                      overrides=parse_sets(set_), search=names, quick=quick, seed=seed, sampler_seed=sampler_seed,
-                     store=store, workers=workers, executor=executor, address=address, device=device)
+                     store=store, workers=workers, executor=executor, address=address, device=device,
+                     source_changed=mode)
     if as_json:
         emit_json(res.to_json())
         return

@@ -11,6 +11,10 @@ stops with one line, unless the caller chose
   * ``"continue"``: the old cells are kept, and the change is appended to the run's
     ``provenance["source_changes"]`` as ``{"from": old sha256, "to": new, "at": unix s}``.
 
+A search (``search.study``) cannot know its cells in advance: it checks its run's cells (the
+study's earlier trials) before it starts, and each finished cell a trial would take from the
+store before taking it; "new-version" pins its study name, run id and cell keys.
+
 Code shipped inside the petridish package (the catalogue) is not checked against its own
 earlier hashes: its developers edit it constantly, and its way to new cells is bumping
 ``Experiment.version``, which changes every cell key (a user's code may do the same). A
@@ -42,9 +46,16 @@ def short(info: dict[str, Any]) -> str | None:
     return info["sha256"][:PIN_CHARS] if tracked(info) else None
 
 
-def use_pin(store: Store, info: dict[str, Any], pinned_run_id: str, mode: str) -> bool:
+def mode_for(new_version: bool, continue_changed: bool) -> str:
+    """The mode the CLI flags ``--new-version`` / ``--continue-changed`` choose (at most one)."""
+    if new_version and continue_changed:
+        raise PetridishError("The '--new-version' and '--continue-changed' options exclude each other. Pass one.")
+    return "new-version" if new_version else "continue" if continue_changed else "stop"
+
+
+def use_pin(store: Store, info: dict[str, Any], pinned_run_id: str, mode: str, api: str = "run_sweep") -> bool:
     """Whether this run is the source-pinned one: asked for, or already in the store."""
-    check_choice(mode, "source_changed", "run_sweep", MODES)
+    check_choice(mode, "source_changed", api, MODES)
     return tracked(info) and (mode == "new-version" or store.get_run(pinned_run_id) is not None)
 
 
@@ -54,7 +65,7 @@ def key_name(name: str, pin: str | None) -> str:
 
 
 def changes(store: Store, name: str, info: dict[str, Any], run_id: str, keys: list[str],
-            mode: str) -> list[dict[str, Any]]:
+            mode: str, api: str = "run_sweep") -> list[dict[str, Any]]:
     """Source changes to record (mode "continue"), or ``SourceChanged`` (mode "stop")."""
     owners = sorted({c.run_id for c in store.get_cells(keys).values() if c.status in FINISHED and c.run_id})
     old: dict[str, tuple[str, dict]] = {}   # other sha256 -> (the first run that computed cells with it, its source)
@@ -78,7 +89,13 @@ def changes(store: Store, name: str, info: dict[str, Any], run_id: str, keys: li
     raise SourceChanged(
         f"The source of experiment '{name}' ({where}) changed since run {rid} computed its cells. "
         "Pass --new-version to start a new run, or --continue-changed to keep going with the change recorded "
-        "in the run's provenance (run_sweep: source_changed='new-version' or 'continue').")
+        f"in the run's provenance ({api}: source_changed='new-version' or 'continue').")
+
+
+def merge(logged: list[dict[str, Any]], found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``logged`` plus the changes in ``found`` it does not hold yet (same from, to and cells_of)."""
+    seen = {(c.get("from"), c.get("to"), c.get("cells_of")) for c in logged}
+    return logged + [c for c in found if (c["from"], c["to"], c["cells_of"]) not in seen]
 
 
 def _differs(mine: dict[str, Any], theirs: dict[str, Any]) -> bool:

@@ -11,6 +11,12 @@ version, metric, direction, sampler, pruner, space, fixed values, seed), and the
 lives in an Optuna journal beside the store, so running the same search again continues
 it: ``budget`` is the total number of trials, finished ones included. Trials left
 ``RUNNING`` by a killed driver are marked failed and their parameters re-enqueued.
+
+Source changes (``lab.source_guard``, as for ``run_sweep``): before it starts, a search
+checks the cells of its run (the study's earlier trials), and before a trial takes a
+finished cell from the store, that cell; cells computed by other code of the experiment
+stop it unless ``source_changed`` is "new-version" (the source hash goes into the study
+name, the run id and the cell keys) or "continue" (recorded in ``source_changes``).
 """
 from __future__ import annotations
 
@@ -30,6 +36,7 @@ from petridish.lab.experiment import Analysis, Cell, Experiment
 from petridish.lab.provenance import provenance
 from petridish.lab.session import RunSession
 from petridish.lab.source import source_info
+from petridish.lab.source_guard import MODES, changes, key_name, merge, short, use_pin
 from petridish.lab.store import FINISHED, RunRecord, Store, open_store
 from petridish.lab.sweep import analyze, resolve
 from petridish.lab.worker import Task
@@ -64,23 +71,30 @@ class SearchResult:
 
 
 def study_name_for(exp: Experiment, space: SearchSpace, *, metric: str, direction: str, sampler: str,
-                   pruner: str, seed: int) -> str:
-    blob = canonical({"e": exp.name, "v": exp.version, "m": metric, "d": direction, "s": sampler,
-                      "p": pruner, "space": space.describe(), "fixed": space.fixed, "seed": seed})
-    return f"{exp.name}:{metric}:{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
+                   pruner: str, seed: int, pin: str | None = None) -> str:
+    """Content hash of the search; ``pin``: a source hash (a new version of changed code, ``lab.source_guard``)."""
+    spec = {"e": exp.name, "v": exp.version, "m": metric, "d": direction, "s": sampler,
+            "p": pruner, "space": space.describe(), "fixed": space.fixed, "seed": seed}
+    blob = canonical(spec if pin is None else {**spec, "src": pin})
+    return f"{key_name(exp.name, pin)}:{metric}:{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
+
+
+def search_run_id(study_name: str) -> str:
+    return hashlib.sha256(("search:" + study_name).encode()).hexdigest()[:12]
 
 
 def run_search(experiment: str | Experiment, *, metric: str, direction: str = "minimize", budget: int = 20,
                sampler: str = "tpe", pruner: str = "none", overrides: dict[str, Any] | None = None,
                search: list[str] | None = None, quick: bool = False, seed: int = 0, sampler_seed: int = 0,
                store: Any = None, workers: int = 1, executor: str | Executor = "local", address: str | None = None,
-               journal: str | None = None, device: str = "cpu") -> SearchResult:
+               journal: str | None = None, device: str = "cpu", source_changed: str = "stop") -> SearchResult:
     """Adaptive search of ``metric`` over the experiment's declared parameters.
 
     ``overrides`` fix parameters (``--set``); ``search`` names the searched ones (default:
     the sweep axes of the chosen config); ``seed`` is every trial's cell seed;
     ``sampler_seed`` seeds the sampler; ``journal`` overrides where the study lives;
-    ``device`` as in ``run_sweep``.
+    ``device`` and ``source_changed`` ("stop", "new-version" or "continue": what to do when
+    reused cells were computed by other source code, ``lab.source_guard``) as in ``run_sweep``.
     """
     exp = resolve(experiment)
     device = resolve_device(device, "search")
@@ -91,14 +105,27 @@ def run_search(experiment: str | Experiment, *, metric: str, direction: str = "m
     check_choice(pruner, "pruner", "search", PRUNERS)
     if not isinstance(executor, Executor):
         check_choice(executor, "executor", "search", ("local", "ray"))
+    check_choice(source_changed, "source_changed", "search", MODES)
     cfg = exp.config(overrides, quick=quick)
     fixed_by_user = {k for k in (overrides or {}) if not isinstance(cfg[k], list)}   # a list set by hand is searched
     space = derive_space(exp, cfg, fixed_by_user=fixed_by_user, names=search, sampler=sampler)
     if space.size() is not None:
         budget = min(budget, space.size())
     st = open_store(store)               # the session below shares it and closes it
-    name = study_name_for(exp, space, metric=metric, direction=direction, sampler=sampler, pruner=pruner,
-                          seed=seed)
+    named = dict(metric=metric, direction=direction, sampler=sampler, pruner=pruner, seed=seed)
+    src = source_info(exp)               # show/report find a file experiment again (lab.source)
+    try:
+        pinned = search_run_id(study_name_for(exp, space, pin=short(src), **named))
+        pin = short(src) if use_pin(st, src, pinned, source_changed, "search") else None
+        name = study_name_for(exp, space, pin=pin, **named)
+        rid = search_run_id(name)
+        prev = st.get_run(rid)
+        logged = list((prev.provenance or {}).get("source_changes", [])) if prev else []
+        logged += changes(st, exp.name, src, rid, st.run_keys(rid) if prev else [], source_changed, "search")
+    except BaseException:
+        if not isinstance(store, Store):
+            st.close()
+        raise
     jpath = journal or journal_path_for(st)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(study_name=name, storage=journal_storage(jpath), direction=direction,
@@ -108,17 +135,28 @@ def run_search(experiment: str | Experiment, *, metric: str, direction: str = "m
     n_old = len(study.get_trials(deepcopy=False))
     if n_old:   # resumed: a fresh sampler with the same seed would re-propose the first trials' points
         study.sampler = make_sampler(sampler, seed=sampler_seed + n_old, grid=space.grid)
-    rid = hashlib.sha256(("search:" + name).encode()).hexdigest()[:12]
     prov = provenance(seeds=[seed], executor=executor if isinstance(executor, str) else executor.name,
                       workers=workers, device=device)
     prov["search"] = {"study": name, "journal": jpath, "metric": metric, "direction": direction,
                       "sampler": sampler, "pruner": pruner, "budget": budget, "space": space.describe(),
                       "fixed": space.fixed}
-    prov["source"] = source_info(exp)   # show/report find a file experiment again (lab.source)
+    prov["source"] = src
+    if pin:
+        prov["source_version"] = pin          # cell keys are computed from "name@pin"
+    if logged:
+        prov["source_changes"] = logged
     with RunSession(st, RunRecord(rid, exp.name, cfg, [seed], prov, "running", time.time()), []) as session:
+
+        def reusable(key: str) -> None:       # a finished cell from the store: computed by this code?
+            found = changes(session.store, exp.name, src, rid, [key], source_changed, "search")
+            if found:
+                session.provenance["source_changes"] = merge(session.provenance.get("source_changes", []), found)
+                session.store.update_run(rid, provenance=session.provenance)
+
         with make_executor(executor, workers, address, owner="search") as ex:
             computed = _loop(study, exp, space, session, metric=metric, budget=budget, seed=seed,
-                             pruner=pruner, journal=jpath, executor=ex, parallel=workers, device=device)
+                             pruner=pruner, journal=jpath, executor=ex, parallel=workers, device=device,
+                             pin=pin, reusable=reusable)
     try:
         return _result(study, exp, st, rid, metric, direction, computed)
     finally:
@@ -141,8 +179,11 @@ def _requeue_zombies(study: optuna.Study) -> None:
 
 
 def _loop(study, exp, space, session: RunSession, *, metric, budget, seed, pruner, journal,
-          executor: Executor, parallel: int, device: str = "cpu") -> int:
-    """Ask, run and tell until the budget is spent, with at most ``parallel`` trials in flight."""
+          executor: Executor, parallel: int, device: str = "cpu", pin: str | None = None,
+          reusable=lambda key: None) -> int:
+    """Ask, run and tell until the budget is spent, with at most ``parallel`` trials in flight.
+    ``pin``: the source hash cell keys are computed with (``lab.source_guard.key_name``);
+    ``reusable(key)`` raises (or records) when a finished cell was computed by other code."""
     computed = 0
     remaining = budget - _counted(study)
     inflight: dict[int, optuna.Trial] = {}
@@ -152,13 +193,15 @@ def _loop(study, exp, space, session: RunSession, *, metric, budget, seed, prune
             remaining -= 1
             params = {**space.fixed, **trial.params}
             params = {p.name: params[p.name] for p in exp.params}   # declaration order
-            key = cell_key(exp.name, exp.version, params, seed)
+            key = cell_key(key_name(exp.name, pin), exp.version, params, seed)
             trial.set_user_attr("cell", key)
-            session.add_keys([key])
             old = session.store.get_cells([key]).get(key)
             if old is not None and old.status in FINISHED:          # shared with a sweep: no recompute
+                reusable(key)                                       # stops before the run holds the key
+                session.add_keys([key])
                 _tell(study, trial, old, metric)
                 continue
+            session.add_keys([key])
             reporter = (TrialReporter(study.study_name, trial._trial_id, journal, pruner, metric)
                         if pruner != "none" else None)
             inflight[executor.submit(Task(exp, ((key, params, seed),), reporter, device))] = trial
