@@ -1,0 +1,57 @@
+"""Fantastic generalization measures (Jiang, Neyshabur, Mobahi, Krishnan & Bengio 2020) on mnist1d MLPs.
+
+A population of MLPs over five hyperparameter axes — width, depth, learning rate, batch size, weight
+decay (SGD with momentum 0.9) — each trained until its minibatch cross-entropy reaches ``target_loss``
+(0.01, the paper's value). Models of one (width, depth, batch size) train as one ensemble with
+per-member lr / weight decay / seeds (``population``). Each model that reached the target gets 17
+measures (``measures``: size, norms, spectral, distance from init, margin, ε-sharpness, PAC-Bayes and
+magnitude-aware PAC-Bayes flatness, Hessian trace, λ_max, N_eff, gradient noise, steps), measured on
+``n_measure`` training examples. The analysis (``report``) ranks the measures against the gap (test −
+training error) over the whole population: Kendall τ, granulated Ψ, PGDL's CMI, bootstrap CIs.
+
+Sizes. Default: 2 widths × 2 depths × 2 batch sizes × 3 lrs × 2 weight decays × 3 seeds = 144 models
+on 1,000 mnist1d training examples (1,000 test), measures on 512. --quick: 2 × 2 × 2 × 2 × 2 × 3 = 96
+models on 500 examples, measures on 256. Dropout is not an axis: the MLP has a ``dropout`` argument,
+but ``train_ensemble`` cannot train it as an ensemble (the vmap engine refuses random operations).
+"""
+from __future__ import annotations
+
+from petridish.experiments.generalization_measures.population import run, run_group
+from petridish.experiments.generalization_measures.report import analyze, plot
+from petridish.lab import Experiment, Param
+
+EXPERIMENT = Experiment(
+    name="generalization-measures",
+    question="Across a population of MLPs trained to the same training cross-entropy while width, depth, "
+             "learning rate, batch size and weight decay vary, which complexity measure ranks the models by "
+             "their generalization gap: do sharpness and PAC-Bayes flatness beat norm and spectral measures?",
+    reference="Jiang, Neyshabur, Mobahi, Krishnan & Bengio (2020), Fantastic generalization measures and where "
+              "to find them, ICLR, arXiv:1912.02178; Jiang et al. (2020), NeurIPS 2020 competition: Predicting "
+              "Generalization in Deep Learning, arXiv:2012.07976",
+    summary="Kendall τ, granulated Ψ and CMI of 17 generalization measures over ≥ 100 mnist1d MLPs",
+    params=(
+        Param("width", int, default=[64, 128], low=1, high=4096, help="hidden units per layer"),
+        Param("depth", int, default=[1, 2], low=1, high=4, help="hidden layers"),
+        Param("lr", float, default=[0.01, 0.02, 0.04], quick=[0.02, 0.04], low=1e-5, high=10.0, log=True,
+              help="SGD learning rate"),
+        Param("batch_size", int, default=[32, 128], low=1, high=50_000, help="minibatch size"),
+        Param("weight_decay", float, default=[0.0, 1e-4], low=0.0, high=1.0, help="ℓ2 weight decay"),
+        Param("momentum", float, default=0.9, low=0.0, high=0.999, help="SGD heavy-ball momentum"),
+        Param("target_loss", float, default=0.01, low=1e-6, high=10.0,
+              help="stop a model when its minibatch cross-entropy reaches this"),
+        Param("steps", int, default=8000, quick=4000, low=1, high=1_000_000, help="most SGD steps per model"),
+        Param("n_train", int, default=1000, quick=500, low=10, high=50_000, help="mnist1d training examples"),
+        Param("n_test", int, default=1000, quick=500, low=10, high=50_000, help="mnist1d test examples"),
+        Param("n_measure", int, default=512, quick=256, low=8, high=50_000,
+              help="training examples the margin, flatness, curvature and gradient-noise measures use"),
+    ),
+    run=run, run_group=run_group,
+    group_by=("width", "depth", "batch_size", "momentum", "target_loss", "steps", "n_train", "n_test", "n_measure"),
+    analyze=analyze, plot=plot, seeds=3, quick_seeds=3, version=1, runtime="?",
+    table_by=("width", "depth", "batch_size", "lr", "weight_decay"),
+    table_metrics=("train_loss", "train_error", "test_error", "gap", "steps", "sigma_mag", "lambda_max"),
+    bounds={"train_error": (0.0, 1.0), "test_error": (0.0, 1.0), "gap": (-1.0, 1.0)},
+    quick_budget_s=90.0, group_rtol=1e-3,
+    tiny=dict(width=16, depth=1, lr=[0.05, 0.1], batch_size=50, weight_decay=0.0, steps=60, n_train=100,
+              n_test=100, n_measure=64, target_loss=1.5),
+)
