@@ -80,9 +80,8 @@ def run_cmd(
         raise PetridishError(f"The '--seeds' option must be an int >= 1. Got {seeds}.")
     if workers is not None and workers < 1:
         raise PetridishError(f"The '--workers' option must be an int >= 1. Got {workers}.")
-    if new_version and continue_changed:
-        raise PetridishError("The '--new-version' and '--continue-changed' options exclude each other. Pass one.")
-    mode = "new-version" if new_version else "continue" if continue_changed else "stop"
+    from petridish.lab.source_guard import mode_for
+    mode = mode_for(new_version, continue_changed)
     try:
         res = run_sweep(name, overrides=parse_sets(set_), seeds=seeds, quick=quick, store=store,
                         workers=workers, executor=executor, address=address, progress=None,
