@@ -6,6 +6,11 @@ classical Gram-Schmidt against every previous Lanczos vector) keeps the basis or
 to machine precision, so Ritz values converge in order and without spurious copies —
 the failure mode of plain Lanczos and of power iteration with deflation (PyHessian).
 Memory: the basis is (iters, p) in the operator's dtype.
+
+``eigsh`` stops on the residuals or (``bound="value"``) on the eigenvalues' error estimates
+(``ritz_error``: min(r, r²/gap)); ``block_eigsh`` is block Lanczos for an operator that applies to a
+block of vectors at once (batched Hessian-vector products), and resolves repeated eigenvalues up to
+the block size; ``lanczos_batched`` runs independent single-vector Lanczos for quadrature.
 """
 from __future__ import annotations
 
