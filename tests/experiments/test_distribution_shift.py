@@ -114,7 +114,7 @@ def test_a_small_sweep_measures_every_test_set(small):
     for c in small.cells:
         assert all(0 <= c.metrics[f"acc_{s}"] <= 1 for s in ("id",) + SETS)
     claims = small.analysis.claims
-    assert len(claims) == 2 * len(SHIFTS) + 1 + len(SETS) and all(c.verdict != "not measured" for c in claims)
+    assert len(claims) == 2 * len(SHIFTS) + 1 + 2 * len(SETS) and all(c.verdict != "not measured" for c in claims)
     doc = json.loads(json.dumps(small.analysis.to_json()))
     assert [c["verdict"] for c in doc["claims"]] == [c.verdict for c in claims]
     assert set(small.analysis.values["probit_fit"]) == set(SETS)
@@ -123,10 +123,10 @@ def test_a_small_sweep_measures_every_test_set(small):
     assert sum(ax.get_visible() for ax in fig.axes) == len(SETS) + 1
 
 
-def _synthetic(present: bool, seeds=4):
-    """A population of 4 archs × 3 lengths; present: every shift costs accuracy along a probit line and a
-    fresh draw costs nothing; absent: shifted accuracies are unrelated to in-distribution ones and higher on
-    average, and the fresh draw costs 15 points."""
+def _synthetic(present: bool, seeds=4, cnn_offset=0.0):
+    """A population of 4 archs × 3 lengths; present: every shift costs accuracy along a probit line (the
+    CNNs' shifted by ``cnn_offset`` probit units) and a fresh draw costs nothing; absent: shifted accuracies
+    are unrelated to in-distribution ones and higher on average, and the fresh draw costs 15 points."""
     g = np.random.default_rng(1)
     cells = []
     for s in range(seeds):
@@ -135,7 +135,8 @@ def _synthetic(present: bool, seeds=4):
                 acc = 0.35 + 0.15 * i + 0.08 * j + 0.005 * g.normal()
                 p = stats.norm.ppf(acc)
                 if present:
-                    shifted = {sh: float(stats.norm.cdf(0.8 * p - 0.3 + 0.02 * g.normal())) for sh in SHIFTS}
+                    off = cnn_offset if arch.startswith("cnn") else 0.0
+                    shifted = {sh: float(stats.norm.cdf(0.8 * p - 0.3 + off + 0.02 * g.normal())) for sh in SHIFTS}
                     fresh = acc + 0.003 * g.normal()
                 else:
                     shifted = {sh: float(g.uniform(0.5, 0.99)) for sh in SHIFTS}
@@ -147,9 +148,18 @@ def _synthetic(present: bool, seeds=4):
 def test_verdicts_flip_with_the_phenomenon():
     on = [c.verdict for c in analyze(_synthetic(True)).claims]
     off = [c.verdict for c in analyze(_synthetic(False)).claims]
-    assert on == ["supported"] * 14, on
+    assert on == ["supported"] * 14 + ["refuted"] * 5, on        # …and the CNNs lie on the MLPs' line
     # absent: no drop (shifted higher), the fresh draw costs more than every shift and more than the bound
     assert off[:9] == ["refuted"] * 9, off
-    assert off[9] == "supported" and off[10:] == ["refuted"] * 4, off     # the fresh line stays a line
+    assert off[9] == "supported" and off[10:14] == ["refuted"] * 4, off     # the fresh line stays a line
+    assert off[15:] == ["inconclusive"] * 4, off     # unrelated accuracies: no line to be on or off
     assert "nan" not in " ".join(analyze(_synthetic(False)).findings).lower()
     assert [c.verdict for c in analyze([]).claims] == ["not measured"]
+
+
+def test_effective_robustness_flips_with_an_offset_of_the_cnns():
+    cells = _synthetic(True, cnn_offset=0.4)
+    claims = analyze(cells).claims
+    assert [c.verdict for c in claims[14:]] == ["refuted"] + ["supported"] * 4, analyze(cells).findings
+    assert all(c.estimate > 0.05 for c in claims[15:])
+    assert analyze(_synthetic(True, cnn_offset=-0.4)).claims[15].estimate < -0.05
