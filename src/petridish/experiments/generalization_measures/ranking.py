@@ -89,9 +89,20 @@ def groups_varying(hparams: Sequence[dict], axis: str) -> list[np.ndarray]:
     return [np.array(v) for v in by.values() if len(v) >= 2]
 
 
+def _group_taus(m: np.ndarray, g: np.ndarray, groups: list[np.ndarray]) -> np.ndarray:
+    """(G,) τ within each group; groups of one size are stacked into one vectorized call."""
+    out = np.empty(len(groups))
+    by_size: dict[int, list[int]] = {}
+    for k, ix in enumerate(groups):
+        by_size.setdefault(ix.size, []).append(k)
+    for ks in by_size.values():
+        ix = np.stack([groups[k] for k in ks])                                   # (G_s, size)
+        out[ks] = _tau_rows(_ranks(m[ix]), g[ix])
+    return out
+
+
 def _psi(m: np.ndarray, g: np.ndarray, groups: list[np.ndarray]) -> float:
-    taus = [kendall_tau(m[ix], g[ix]) for ix in groups]
-    return float(np.mean(taus)) if taus else np.nan
+    return float(_group_taus(m, g, groups).mean()) if groups else np.nan
 
 
 def granulated_kendall(measure, gap, hparams: Sequence[dict], axes: Sequence[str]) -> tuple[float, dict[str, float]]:
@@ -111,7 +122,7 @@ def psi_score(measure, gap, hparams: Sequence[dict], axes: Sequence[str], *, see
     for a in axes:
         groups = groups_varying(hparams, a)
         if groups:
-            per_axis[a] = np.array([kendall_tau(m[ix], g[ix]) for ix in groups])   # (G_a,) τ per group
+            per_axis[a] = _group_taus(m, g, groups)                     # (G_a,) τ per group
     gen = np.random.default_rng(seed)
     if not per_axis:
         return Score(np.nan, (np.nan, np.nan), 0, "no group varies one axis only")
@@ -129,23 +140,23 @@ def _pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
     return i, j
 
 
-def _entropy(counts: np.ndarray, axis: int) -> np.ndarray:
-    """Plug-in entropy (nats) along ``axis`` of nonnegative counts."""
-    tot = counts.sum(axis, keepdims=True)
-    p = np.divide(counts, tot, out=np.zeros_like(counts, dtype=float), where=tot > 0)
-    return -(np.where(p > 0, p * np.log(np.where(p > 0, p, 1)), 0)).sum(axis)
+def _entropy(counts: np.ndarray) -> np.ndarray:
+    """Plug-in entropy (nats) along the last axis of nonnegative counts."""
+    tot = counts.sum(-1, keepdims=True)
+    p = counts / np.where(tot > 0, tot, 1)
+    return -(p * np.log(np.where(p > 0, p, 1))).sum(-1)
 
 
-def _cmi_one(vm: np.ndarray, vg: np.ndarray, u: np.ndarray, n_u: int) -> float:
-    """I(V_μ; V_g | U) / H(V_g | U) from pair labels: vm ∈ {0,1,2}, vg ∈ {0,1}, u ∈ 0..n_u−1."""
-    c = np.bincount(u * 6 + vm * 2 + vg, minlength=n_u * 6).reshape(n_u, 3, 2).astype(float)
-    pu = c.sum((1, 2)) / c.sum()
-    h_g = _entropy(c.sum(1), 1)                                      # (U,) H(V_g | U = u)
-    h_m = _entropy(c.sum(2), 1)
-    h_mg = _entropy(c.reshape(n_u, 6), 1)
-    mi = (pu * (h_m + h_g - h_mg)).sum()
-    hg = (pu * h_g).sum()
-    return float(mi / hg) if hg > 0 else np.nan
+def _normalized_cmi(c: np.ndarray) -> np.ndarray:
+    """I(V_μ; V_g | U) / H(V_g | U) from counts c (..., U, 3, 2) over (u, V_μ ∈ {−,0,+}, V_g ∈ {−,+})."""
+    cu = c.sum((-1, -2))                                              # (..., U)
+    pu = cu / np.maximum(cu.sum(-1, keepdims=True), 1)
+    h_g = _entropy(c.sum(-2))                                         # (..., U) H(V_g | U = u)
+    h_m = _entropy(c.sum(-1))
+    h_mg = _entropy(c.reshape(*c.shape[:-2], 6))
+    mi = (pu * (h_m + h_g - h_mg)).sum(-1)
+    hg = (pu * h_g).sum(-1)
+    return np.where(hg > 0, mi / np.where(hg > 0, hg, 1), np.nan)
 
 
 def encode(hparams: Sequence[dict], axes: Sequence[str]) -> np.ndarray:
@@ -159,21 +170,28 @@ def encode(hparams: Sequence[dict], axes: Sequence[str]) -> np.ndarray:
 
 def _cmi_sample(ranked: dict[str, np.ndarray], g: np.ndarray, codes: np.ndarray, levels: np.ndarray,
                 subsets: list[tuple[int, int]]) -> dict[str, float]:
-    """min over hyperparameter pairs S of the normalized CMI, for every measure at once."""
+    """min over hyperparameter pairs S of the normalized CMI, for every measure at once (one bincount
+    over measures × subsets × pairs)."""
     i, j = _pairs(g.size)
     dg = np.sign(g[i] - g[j])
     keep = dg != 0                                 # pairs tied in the gap carry no sign
     i, j, vg = i[keep], j[keep], (dg[keep] > 0).astype(np.int64)
+    if not subsets or i.size == 0:
+        return {k: np.nan for k in ranked}
+    n_u = int(max(levels[a] ** 2 * levels[b] ** 2 for a, b in subsets))
     us = []
     for a, b in subsets:                           # U_S = (θ_i,a, θ_j,a, θ_i,b, θ_j,b), coded in 0..n_u−1
         la, lb = int(levels[a]), int(levels[b])
-        u = ((codes[i, a] * la + codes[j, a]) * lb + codes[i, b]) * lb + codes[j, b]
-        us.append((u, la * la * lb * lb))
-    out = {}
-    for name, m in ranked.items():
-        vm = (np.sign(m[i] - m[j]) + 1).astype(np.int64)
-        out[name] = float(min(_cmi_one(vm, vg, u, n_u) for u, n_u in us)) if us else np.nan
-    return out
+        us.append(((codes[i, a] * la + codes[j, a]) * lb + codes[i, b]) * lb + codes[j, b])
+    u = np.stack(us)                                                             # (S, P)
+    m = np.stack(list(ranked.values()))                                          # (M, n)
+    vm = (np.sign(m[:, i] - m[:, j]) + 1).astype(np.int64)                       # (M, P)
+    n_m, n_s = m.shape[0], len(subsets)
+    code = ((np.arange(n_m)[:, None, None] * n_s + np.arange(n_s)[None, :, None]) * n_u + u[None]) * 6 \
+        + vm[:, None, :] * 2 + vg[None, None, :]                                 # (M, S, P)
+    c = np.bincount(code.ravel(), minlength=n_m * n_s * n_u * 6).reshape(n_m, n_s, n_u, 3, 2).astype(float)
+    score = _normalized_cmi(c).min(1)                                            # (M,) min over S
+    return dict(zip(ranked, score.tolist()))
 
 
 def cmi_scores(measures: dict[str, Sequence[float]], gap, hparams: Sequence[dict], axes: Sequence[str], *,
