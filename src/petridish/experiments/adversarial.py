@@ -17,8 +17,8 @@ Measured on ``n_eval`` test examples, all L∞:
   seed) and shown to the cell's model — their success rate against the white-box one;
 * DeepFool (L2, overshoot 0.02): the distribution of minimal perturbation norms (quantiles).
 
-Claims (seed-paired; Holm within each question, over its data sets and architectures): adversarial training raises robust accuracy at ε*, per
-data set and architecture; it costs clean accuracy (the trade-off; may well be refuted where
+Claims (seed-paired; Holm within each question, over its data sets and architectures): adversarial
+training raises robust accuracy at ε*, per data set and architecture; it costs clean accuracy (the trade-off; may well be refuted where
 adversarial training regularizes); PGD is stronger than FGSM; transferred attacks succeed less
 often than white-box ones; and the width effect at ε*, two-sided (widest minus narrowest MLP),
 stated in the direction the data take and refuted inside ± ``WIDTH_MARGIN``.
@@ -259,7 +259,8 @@ def plot(cells, fig) -> None:
     ticks: set[int] = set()
     for i, ds in enumerate(datasets):
         for t, ls in zip(TRAININGS, ("-", "--")):
-            pts = [(arch(a)[1]["width"], [c.metrics["robust_acc"] for c in _done(cells, dataset=ds, arch=a, training=t)])
+            pts = [(arch(a)[1]["width"],
+                    [c.metrics["robust_acc"] for c in _done(cells, dataset=ds, arch=a, training=t)])
                    for a in _archs(cells, ds) if a.startswith("mlp")]
             pts = [(w, v) for w, v in pts if v]
             if pts:
@@ -331,7 +332,8 @@ EXPERIMENT = Experiment(
     run=run, run_group=run_group,
     group_by=("dataset", "arch", "training", "eps", "epochs", "train_steps", "attack_steps", "restarts", "n_train",
               "n_eval"),
-    analyze=analyze, plot=plot, seeds=4, quick_seeds=3, runtime="13 min 34 s on a busy shared machine (load 10–13; 4 min 12 s of CPU time)",
+    analyze=analyze, plot=plot, seeds=4, quick_seeds=3,
+    runtime="13 min 34 s on a busy shared machine (load 10–13; 4 min 12 s of CPU time)",
     table_by=("dataset", "arch", "training"),
     table_metrics=("clean_acc", "robust_acc", "fgsm_acc", "white_box_success", "transfer_success", "deepfool_median"),
     bounds={k: (0.0, 1.0) for k in ("clean_acc", "robust_acc", "fgsm_acc", "white_box_success", "transfer_success",
