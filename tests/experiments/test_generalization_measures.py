@@ -105,7 +105,7 @@ def test_small_population_has_every_measure_claim_and_the_figure(small):
 
 # ------------------------------------------------------------------ verdicts flip (synthetic populations)
 
-def _cells(kind: str, seeds=2):
+def _cells(kind: str, seeds=1):
     """A 32-configuration grid: the gap follows a latent z; flatness measures rise with z and norm
     measures fall with it ("paper"), the reverse ("reversed"), or every measure is noise ("null")."""
     g = np.random.default_rng(3)
