@@ -14,7 +14,9 @@ Kendall Ψ, and PGDL's conditional-mutual-information score, each with a seeded 
   inverted measure also scores 1, so read it beside τ.
 * CIs: percentile bootstrap (B resamples, seeded numpy); τ and CMI resample models (τ over the pairs of
   distinct models of a resample, so that a model drawn twice does not bias τ towards 0), Ψ resamples
-  the groups of each axis.
+  the groups of each axis. The CMI's resamples sit above its estimate: a resample's duplicated models
+  leave fewer distinct pairs, which raises the plug-in bias, so its CI can exclude a near-zero estimate
+  from above; read CMI's CI as its spread, and τ's and Ψ's CIs for the sign.
 """
 from __future__ import annotations
 
