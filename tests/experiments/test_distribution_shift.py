@@ -11,9 +11,9 @@ from matplotlib.figure import Figure
 from scipy import stats
 
 from petridish.data import mnist1d
-from petridish.experiments.distribution_shift import (SETS, SHIFTS, analyze, line_fit, plot, probit, probit_fit,
-                                                      raw_draw, shifted_set, evaluation_sets, train_statistics,
-                                                      widened_difference)
+from petridish.experiments.distribution_shift import (SETS, SHIFTS, analyze, effective_robustness,
+                                                      evaluation_sets, line_fit, plot, probit, probit_fit, raw_draw,
+                                                      shifted_set, train_statistics, widened_difference)
 from petridish.errors import InvalidParameterError
 from petridish.lab import Cell
 from petridish.lab.sweep import run_sweep
@@ -163,3 +163,13 @@ def test_effective_robustness_flips_with_an_offset_of_the_cnns():
     assert [c.verdict for c in claims[14:]] == ["refuted"] + ["supported"] * 4, analyze(cells).findings
     assert all(c.estimate > 0.05 for c in claims[15:])
     assert analyze(_synthetic(True, cnn_offset=-0.4)).claims[15].estimate < -0.05
+
+
+def test_effective_robustness_ci_carries_the_test_sets_binomial_error():
+    cells = _synthetic(True)
+    er = effective_robustness(cells, "shear", n_boot=300)
+    acc = lambda fam, m: np.mean([c.metrics[m] for c in cells if c.params["arch"].startswith(fam)])
+    floor = sum(acc(f, "acc_shear") * (1 - acc(f, "acc_shear")) for f in ("mlp", "cnn")) / 4000
+    half = (er["ci"][1] - er["ci"][0]) / 2
+    assert half >= stats.norm.ppf(0.975) * math.sqrt(floor) and er["se"] > er["boot_se"]
+    assert er["ci"][0] < er["estimate"] < er["ci"][1] and abs(er["estimate"]) < 0.01   # the CNNs are on the line
