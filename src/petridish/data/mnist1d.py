@@ -98,3 +98,41 @@ def _generate(args: dict[str, Any]) -> dict[str, np.ndarray]:
     x = np.concatenate([data["x"], data["x_test"]]).astype(np.float32)
     y = np.concatenate([data["y"], data["y_test"]]).astype(np.int64)
     return {"x": x, "y": y, "permutation": perm.astype(np.int64)}
+
+
+def mnist1d_raw(*, n: int, seed: int, knobs: dict[str, Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """MNIST-1D before standardization: x float64 (n', 40), y int64 (n',), n' = n rounded up to a
+    multiple of 10. For shifted test sets (``knobs``) that a caller scales with the training draw's
+    statistics: ``mnist1d()`` standardizes each draw by its own, which would undo part of a shift.
+
+    The loop of ``mnist1d.data.make_dataset`` (same global-RNG stream, same batch shuffle), minus
+    its last line (``xs = (xs - xs.mean()) / xs.std()``). Cached on disk like ``mnist1d()``.
+    """
+    args = _generator_args(n, 0, seed, dict(knobs or {}))
+    arrays = cached_arrays("mnist1d-raw", args, lambda: _generate_raw(args))
+    return arrays["x"], arrays["y"]
+
+
+def _generate_raw(args: dict[str, Any]) -> dict[str, np.ndarray]:
+    from mnist1d.data import get_templates
+    from mnist1d.transform import transform
+    from mnist1d.utils import ObjectView
+
+    a = ObjectView(dict(args))
+    np_state, py_state = np.random.get_state(), random.getstate()
+    try:
+        random.seed(a.seed)
+        np.random.seed(a.seed)
+        t = get_templates()
+        per_class = a.num_samples // len(t["y"])
+        xs, ys = [], []
+        for label in range(len(t["y"])):
+            for _ in range(per_class):
+                x, _ = transform(t["x"][label], t["t"], a)
+                xs.append(x)
+                ys.append(t["y"][label])
+        order = np.random.permutation(len(ys))          # make_dataset's batch shuffle
+    finally:
+        np.random.set_state(np_state)
+        random.setstate(py_state)
+    return {"x": np.stack(xs)[order].astype(np.float64), "y": np.asarray(ys, dtype=np.int64)[order]}

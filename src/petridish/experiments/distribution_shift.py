@@ -44,7 +44,6 @@ All bootstrap CIs are conditional on the fixed test sets unless stated.
 from __future__ import annotations
 
 import math
-import random
 from functools import reduce
 from typing import Any
 
@@ -53,8 +52,7 @@ import torch
 from scipy import stats as _st
 
 from petridish.data import mnist1d
-from petridish.data.cache import cached_arrays
-from petridish.data.mnist1d import DATA_SEED, _generator_args
+from petridish.data.mnist1d import DATA_SEED, mnist1d_raw as raw_draw
 from petridish.errors import invalid
 from petridish.lab import Analysis, Experiment, Param, family
 from petridish.lab.claims import Claim, not_measured
@@ -86,42 +84,6 @@ def arch(name: str) -> tuple[str, dict[str, Any]]:
 
 
 # ------------------------------------------------------------------ data
-
-def raw_draw(*, n: int, seed: int, knobs: dict[str, Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """x float64 (n', 40) before standardization, y int64 (n',), n' = n rounded up to a multiple of 10.
-
-    The loop of ``mnist1d.data.make_dataset`` (same global-RNG stream, same batch shuffle), minus
-    its last line (``xs = (xs - xs.mean()) / xs.std()``). Cached on disk like ``mnist1d()``.
-    """
-    args = _generator_args(n, 0, seed, dict(knobs or {}))
-    arrays = cached_arrays("mnist1d-raw", args, lambda: _generate_raw(args))
-    return arrays["x"], arrays["y"]
-
-
-def _generate_raw(args: dict[str, Any]) -> dict[str, np.ndarray]:
-    from mnist1d.data import get_templates
-    from mnist1d.transform import transform
-    from mnist1d.utils import ObjectView
-
-    a = ObjectView(dict(args))
-    np_state, py_state = np.random.get_state(), random.getstate()
-    try:
-        random.seed(a.seed)
-        np.random.seed(a.seed)
-        t = get_templates()
-        per_class = a.num_samples // len(t["y"])
-        xs, ys = [], []
-        for label in range(len(t["y"])):
-            for _ in range(per_class):
-                x, _ = transform(t["x"][label], t["t"], a)
-                xs.append(x)
-                ys.append(t["y"][label])
-        order = np.random.permutation(len(ys))          # make_dataset's batch shuffle
-    finally:
-        np.random.set_state(np_state)
-        random.setstate(py_state)
-    return {"x": np.stack(xs)[order].astype(np.float64), "y": np.asarray(ys, dtype=np.int64)[order]}
-
 
 def train_statistics(*, n_train: int, n_test: int) -> tuple[float, float]:
     """(mean, std) of the raw default draw that ``mnist1d(n_train=, n_test=)`` standardizes (scalars)."""
