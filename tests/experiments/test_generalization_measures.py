@@ -13,6 +13,7 @@ from petridish.experiments.generalization_measures import EXPERIMENT
 from petridish.experiments.generalization_measures.measures import FLATNESS, MEASURES, NORMS, oriented
 from petridish.experiments.generalization_measures.ranking import (cmi_score, cmi_scores, granulated_kendall,
                                                                     kendall_tau, psi_score, tau_score)
+from petridish.experiments.generalization_measures.population import run, run_group
 from petridish.experiments.generalization_measures.report import analyze, plot
 from petridish.lab import Cell
 from petridish.lab.sweep import run_sweep
@@ -101,6 +102,15 @@ def test_small_population_has_every_measure_claim_and_the_figure(small):
     fig = Figure(figsize=(16, 5))
     plot(cells, fig)
     assert len(fig.axes) == 4
+
+
+def test_dropout_members_train_alone_and_reproducibly():
+    p = {**EXPERIMENT.config(EXPERIMENT.tiny, quick=True), "lr": 0.05, "dropout": 0.2}
+    q = {**p, "lr": 0.1}
+    group = run_group([p, q], [0, 1])
+    assert group == [run(p, 0), run(q, 1)]                     # seeded masks: the group equals the cells
+    plain = run({**p, "dropout": 0.0}, 0)
+    assert group[0]["reached"] and group[0]["steps"] != plain["steps"]   # the masks changed training
 
 
 # ------------------------------------------------------------------ verdicts flip (synthetic populations)

@@ -21,7 +21,7 @@ from petridish.experiments.generalization_measures.ranking import (Score, cmi_sc
                                                                     tau_score)
 from petridish.lab import Analysis, Claim, not_measured
 
-AXES = ("width", "depth", "lr", "batch_size", "weight_decay")
+AXES = ("width", "depth", "lr", "batch_size", "weight_decay", "dropout")
 MIN_MODELS = 8          # fewer reached models: nothing is measured
 ANALYSIS_SEED = 0       # the bootstrap's seed
 FAMILY_COLOR = {"size": "C7", "norm": "C0", "spectral": "C1", "margin": "C4", "flatness": "C2",
