@@ -220,6 +220,7 @@ def plot(cells, fig) -> None:
         ax = fig.add_subplot(gs[0, j])
         ax.contour(np.arange(r), np.arange(r), z, levels=15, cmap="viridis")
         ax.plot((r - 1) / 2, (r - 1) / 2, "r*")
+        ax.set_aspect("equal")
         ax.set_title(f"{arch}, {_skip_name(skip)}\nlog10 loss, seed {c.seed}", fontsize=7)
         ax.set_xticks([])
         ax.set_yticks([])
