@@ -1,5 +1,7 @@
-"""second-order: every method reaches the quick target; L-BFGS and Hessian-free solve a convex quadratic to 1e-8
-(K-FAC and Shampoo: tests/train/test_kfac.py, test_shampoo.py); verdicts flip with the phenomenon (synthetic cells)."""
+"""second-order: on the MLP every method reaches the quick target, on the CNN every method but Hessian-free (which
+stalls, from the numbers) and K-FAC (refused: Linear layers only, so not measured); L-BFGS and Hessian-free solve
+a convex quadratic to 1e-8 (K-FAC and Shampoo: tests/train/test_kfac.py, test_shampoo.py); verdicts flip with the
+phenomenon (synthetic cells)."""
 import json
 
 import matplotlib
@@ -8,7 +10,7 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from petridish.experiments.second_order import METHODS, SECOND, analyze, plot
+from petridish.experiments.second_order import ARCHS, METHODS, SECOND, analyze, plot
 from petridish.lab import Cell
 from petridish.lab.sweep import run_sweep
 from petridish.train.hessian_free import HessianFree
@@ -44,41 +46,92 @@ def test_lbfgs_and_hessian_free_reach_the_minimizer_of_a_convex_quadratic():
     assert float((v.detach() - x).norm() / x.norm()) < 1e-8
 
 
-def test_quick_run_reaches_the_target_with_every_method():
+def test_quick_run_reaches_the_target_with_every_supported_method_on_both_architectures():
     res = run_sweep("second-order", quick=True, store="memory", progress=False)
-    assert all(c.status == "done" for c in res.cells)
-    assert all(c.metrics["reached"] for c in res.cells), [(c.params["method"], c.metrics["final_loss"])
-                                                          for c in res.cells]
-    verdicts = [c.verdict for c in res.analysis.claims]
-    assert len(verdicts) == 12 and all(v != "not measured" for v in verdicts), verdicts
+    cells = res.cells
+    assert all(c.status == "done" for c in cells), [(c.params, c.error) for c in cells if c.status != "done"]
+    assert {(c.params["arch"], c.params["method"]) for c in cells} == {(a, m) for a in ARCHS for m in METHODS}
+    sel = lambda a, m: [c for c in cells if c.params["arch"] == a and c.params["method"] == m]
+    # K-FAC refuses the CNN's Conv1d with its one-line error: recorded, nothing trained
+    for c in sel("cnn", "kfac"):
+        assert c.metrics["supported"] is False and not c.metrics["reached"]
+        assert "Linear layers only" in c.metrics["unsupported_reason"] and "Conv1d" in c.metrics["unsupported_reason"]
+    # Hessian-free on the ReLU CNN: CG stops on its first direction (negative curvature along −g), the step is
+    # zero and λ is never raised, so the setting is stuck at a fixed point. In the quick run seeds 0 and 2 stall
+    # at both damping settings (loss ≈ 2.25, chance level); seed 1 does not stall at λ = 1 but is still at loss
+    # ≈ 1.0 when its 6 s run out (≈ 30 steps of 30 Hessian-vector products), above the 0.8 target
+    hf = sel("cnn", "hessian-free")
+    stuck = [c for c in hf if c.metrics["stalled_settings"] == c.params["tuning"]]
+    assert len(stuck) >= 2 and not any(c.metrics["reached"] for c in stuck), [c.metrics["final_loss"] for c in hf]
+    assert sum(c.metrics["reached"] for c in hf) <= 1
+    # every other (architecture, method) reaches the loss target, and the accuracy target no later
+    rest = [c for c in cells if not (c.params["arch"] == "cnn" and c.params["method"] in ("kfac", "hessian-free"))]
+    assert all(c.metrics["reached"] for c in rest), [(c.params["arch"], c.params["method"], c.metrics["final_loss"])
+                                                     for c in rest if not c.metrics["reached"]]
     assert all(c.metrics["acc_reached"] and c.metrics["grad_evals_to_acc"] <= c.metrics["grad_evals_to_target"]
-               for c in res.cells)
-    assert {c.params["method"] for c in res.cells} == set(METHODS)
+               for c in rest)
+    claims = res.analysis.claims
+    assert len(claims) == 24
+    mlp = [c for c in claims if c.claim.startswith("MLP: ")]
+    cnn = [c for c in claims if c.claim.startswith("CNN: ")]
+    assert len(mlp) == len(cnn) == 12 and all(c.verdict != "not measured" for c in mlp), [c.verdict for c in mlp]
+    for c in cnn:
+        if "kfac" in c.claim:
+            assert c.verdict == "not measured" and "Linear layers only" in c.reason, c.reason
+        elif "hessian-free" in c.claim:
+            assert c.verdict == "not measured" and "fewer than 2 seeds" in c.reason, c.reason
+        else:
+            assert c.verdict != "not measured", c.finding()
+    assert set(res.analysis.values["unsupported"]["cnn"]) == {"kfac"} and not res.analysis.values["unsupported"]["mlp"]
     json.dumps(res.analysis.to_json())
-    fig = Figure(figsize=(10, 4))
-    plot(res.cells, fig)
-    assert len(fig.axes) == 2
+    fig = Figure(figsize=(10, 8))
+    plot(cells, fig)
+    assert len(fig.axes) == 4
 
 
-def _cells(faster: bool):
+def _cells(faster: bool, archs=ARCHS):
     rng = np.random.default_rng(0)
     out = []
-    for s in range(4):
-        for m in METHODS:
-            second = m in SECOND
-            sec = (0.1 if (second and faster) else 1.0) * (1 + 0.05 * rng.standard_normal())
-            ge = (30 if (second and faster) else 300) * (1 + 0.05 * rng.standard_normal())
-            out.append(Cell(key=f"{m}{s}", experiment="second-order", params={"method": m}, seed=s, status="done",
-                            metrics={"reached": True, "log10_seconds_to_target": float(np.log10(sec)),
-                                     "log10_grad_evals_to_target": float(np.log10(ge)), "seconds_to_target": sec,
-                                     "log10_grad_evals_to_acc": float(np.log10(ge / 2)),
-                                     "grad_evals_to_target": ge, "steps_to_target": 10.0, "test_acc_at_target": 0.5}))
+    for a in archs:
+        for s in range(4):
+            for m in METHODS:
+                if a == "cnn" and m == "kfac":
+                    out.append(Cell(key=f"{a}{m}{s}", experiment="second-order", params={"arch": a, "method": m},
+                                    seed=s, status="done", metrics={"supported": False, "reached": False,
+                                                                    "unsupported_reason": "Conv1d refused"}))
+                    continue
+                second = m in SECOND
+                sec = (0.1 if (second and faster) else 1.0) * (1 + 0.05 * rng.standard_normal())
+                ge = (30 if (second and faster) else 300) * (1 + 0.05 * rng.standard_normal())
+                out.append(Cell(key=f"{a}{m}{s}", experiment="second-order", params={"arch": a, "method": m},
+                                seed=s, status="done",
+                                metrics={"reached": True, "log10_seconds_to_target": float(np.log10(sec)),
+                                         "log10_grad_evals_to_target": float(np.log10(ge)), "seconds_to_target": sec,
+                                         "log10_grad_evals_to_acc": float(np.log10(ge / 2)),
+                                         "grad_evals_to_target": ge, "steps_to_target": 10.0,
+                                         "test_acc_at_target": 0.5}))
     return out
 
 
 def test_verdicts_flip_with_the_phenomenon():
-    on = [c.verdict for c in analyze(_cells(True)).claims]
-    off = [c.verdict for c in analyze(_cells(False)).claims]
-    assert on == ["supported"] * 12, on
-    assert all(v == "inconclusive" for v in off), off
+    on = analyze(_cells(True)).claims
+    off = analyze(_cells(False)).claims
+    kfac_cnn = [i for i, c in enumerate(on) if c.claim.startswith("CNN: kfac")]
+    assert len(on) == 24 and len(kfac_cnn) == 3
+    assert all(on[i].verdict == off[i].verdict == "not measured" and "Conv1d refused" in on[i].reason
+               for i in kfac_cnn)
+    assert [c.verdict for i, c in enumerate(on) if i not in kfac_cnn] == ["supported"] * 21, [c.verdict for c in on]
+    # no speed-up: nothing supported (the seed noise of 5% refutes a claim now and then, at the 5% level)
+    off_v = [c.verdict for i, c in enumerate(off) if i not in kfac_cnn]
+    assert all(v in ("inconclusive", "refuted") for v in off_v) and off_v.count("inconclusive") >= 18, off_v
     assert "nan" not in " ".join(analyze(_cells(False)).findings).lower()
+
+
+def test_cells_without_an_arch_are_the_mlp_and_a_partial_sweep_plots():
+    legacy = [Cell(key=c.key, experiment=c.experiment, params={"method": c.params["method"]}, seed=c.seed,
+                   status=c.status, metrics=c.metrics) for c in _cells(True, archs=("mlp",))]
+    claims = analyze(legacy).claims
+    assert len(claims) == 12 and all(c.claim.startswith("MLP: ") and c.verdict == "supported" for c in claims)
+    fig = Figure(figsize=(10, 4))
+    plot([c for c in _cells(True) if c.params["arch"] == "cnn"], fig)
+    assert len(fig.axes) == 2
