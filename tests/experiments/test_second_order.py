@@ -1,8 +1,9 @@
-"""second-order: on the MLP every method reaches the quick target, on the CNN every method but Hessian-free (which
-stalls, from the numbers) and K-FAC (refused: Linear layers only, so not measured); L-BFGS and Hessian-free solve
+"""second-order: on the MLP every method reaches the quick target, on the CNN every method but Hessian-free (slower
+there: it trains well below chance but not to the target in the quick budget) and K-FAC (refused: Linear layers only, so not measured); L-BFGS and Hessian-free solve
 a convex quadratic to 1e-8 (K-FAC and Shampoo: tests/train/test_kfac.py, test_shampoo.py); verdicts flip with the
 phenomenon (synthetic cells)."""
 import json
+import math
 
 import matplotlib
 import numpy as np
@@ -29,13 +30,19 @@ def _quadratic(n=12, seed=0):
 
 def test_lbfgs_and_hessian_free_reach_the_minimizer_of_a_convex_quadratic():
     a, b, x = _quadratic()
+    # the same quadratic as a zero-residual least-squares problem, ½‖R w − R x*‖² with RᵀR = A: the strong-Wolfe
+    # line search compares loss values, and in the form ½wᵀAw − bᵀw (value ≈ −0.5 at the minimum) float64
+    # resolves a change only down to ‖w − x*‖ ≈ √ε ≈ 1e-8, so where it stops is the CPU's rounding
+    # (5.8e-9 with AVX-512, 3.6e-8 with ATEN_CPU_CAPABILITY=default); here the value falls to ~1e-30
+    r = torch.linalg.cholesky(a).T
+    c = r @ x
     w = torch.zeros(12, dtype=torch.float64, requires_grad=True)
     opt = torch.optim.LBFGS([w], lr=1, max_iter=200, history_size=20, tolerance_grad=1e-15, tolerance_change=0,
                             line_search_fn="strong_wolfe")
 
     def closure():
         opt.zero_grad()
-        v = 0.5 * w @ (a @ w) - b @ w
+        v = 0.5 * (r @ w - c).pow(2).sum()
         v.backward()
         return v
     opt.step(closure)
@@ -56,14 +63,13 @@ def test_quick_run_reaches_the_target_with_every_supported_method_on_both_archit
     for c in sel("cnn", "kfac"):
         assert c.metrics["supported"] is False and not c.metrics["reached"]
         assert "Linear layers only" in c.metrics["unsupported_reason"] and "Conv1d" in c.metrics["unsupported_reason"]
-    # Hessian-free on the ReLU CNN: CG stops on its first direction (negative curvature along −g), the step is
-    # zero and λ is never raised, so the setting is stuck at a fixed point. In the quick run seeds 0 and 2 stall
-    # at both damping settings (loss ≈ 2.25, chance level); seed 1 does not stall at λ = 1 but is still at loss
-    # ≈ 1.0 when its 6 s run out (≈ 30 steps of 30 Hessian-vector products), above the 0.8 target
+    # Hessian-free on the ReLU CNN: CG often stops on its first direction (negative curvature along −g), the
+    # step is zero, and HessianFree raises λ until its steps descend. Before that rule two of the three seeds
+    # sat at a fixed point at chance level (loss ≈ 2.25 ≈ ln 10); now every seed trains well below it (0.91–1.02
+    # measured at the 6 s budget, against the 0.8 target)
     hf = sel("cnn", "hessian-free")
-    stuck = [c for c in hf if c.metrics["stalled_settings"] == c.params["tuning"]]
-    assert len(stuck) >= 2 and not any(c.metrics["reached"] for c in stuck), [c.metrics["final_loss"] for c in hf]
-    assert sum(c.metrics["reached"] for c in hf) <= 1
+    assert all(c.metrics["final_loss"] < 0.5 * math.log(10) for c in hf), [c.metrics["final_loss"] for c in hf]
+    assert any(c.metrics["stalled_settings"] > 0 for c in hf)      # the zero steps did occur, and were left behind
     # every other (architecture, method) reaches the loss target, and the accuracy target no later
     rest = [c for c in cells if not (c.params["arch"] == "cnn" and c.params["method"] in ("kfac", "hessian-free"))]
     assert all(c.metrics["reached"] for c in rest), [(c.params["arch"], c.params["method"], c.metrics["final_loss"])
@@ -78,8 +84,12 @@ def test_quick_run_reaches_the_target_with_every_supported_method_on_both_archit
     for c in cnn:
         if "kfac" in c.claim:
             assert c.verdict == "not measured" and "Linear layers only" in c.reason, c.reason
-        elif "hessian-free" in c.claim:
-            assert c.verdict == "not measured" and "fewer than 2 seeds" in c.reason, c.reason
+        elif "hessian-free" in c.claim:     # measured where ≥ 2 seeds reached the claim's target, from the cells
+            key = "acc_reached" if "test accuracy" in c.claim else "reached"
+            if sum(bool(h.metrics[key]) for h in hf) < 2:
+                assert c.verdict == "not measured" and "fewer than 2 seeds" in c.reason, c.reason
+            else:
+                assert c.verdict != "not measured", c.finding()
         else:
             assert c.verdict != "not measured", c.finding()
     assert set(res.analysis.values["unsupported"]["cnn"]) == {"kfac"} and not res.analysis.values["unsupported"]["mlp"]

@@ -66,6 +66,19 @@ def test_damped_hessian_free_converges_on_logistic_regression_like_lbfgs():
     assert float(grad.norm()) < 1e-8
 
 
+def test_negative_curvature_at_the_start_raises_damping_until_steps_descend():
+    """f(w) = w⁴/4 − w²/2 from w = 0.1: f'' = −0.97 < 0, so with λ = 0.5 CG meets negative curvature on its
+    first direction and returns d = 0. λ must grow past 0.97 (then H + λI > 0 and d descends); a rule driven
+    by the reduction ratio alone would leave w at 0.1 forever. The minimizer is w = 1."""
+    w = torch.tensor([0.1], dtype=torch.float64, requires_grad=True)
+    hf = HessianFree([w], lambda: (w ** 4 / 4 - w ** 2 / 2).sum(), damping=0.5, cg_iters=5)
+    hf.step()
+    assert hf.last_cg.iterations == 0 and float(w) == 0.1 and hf.damping == 0.75
+    for _ in range(60):
+        hf.step()
+    assert abs(float(w) - 1.0) < 1e-8
+
+
 def test_bad_input_is_one_line():
     with pytest.raises(PetridishError, match="'params' parameter of HessianFree"):
         HessianFree([torch.zeros(2)], lambda: torch.zeros(()))

@@ -40,8 +40,8 @@ so a method that gets there first may never reach it).
 L-BFGS counts its own iterations as steps; its target check comes after each ``step()`` call of up to
 10 iterations, so it may overshoot the target. The Hessian-free steps use Hessian-vector products (CG
 stops at negative curvature), not Gauss–Newton ones. On the ReLU CNN that stop often comes on CG's first
-direction (negative curvature along −g): the step is then zero and ``HessianFree`` raises λ only on a
-predicted decrease, so the state is a fixed point; the attempt ends there and counts in ``stalled_settings``.
+direction (negative curvature along −g): the step is then zero, ``HessianFree`` raises λ, and the setting
+counts in ``stalled_settings`` (settings with at least one such zero step).
 A setting whose Shampoo statistics overflow (eigh fails to converge) has diverged (``diverged_settings``).
 """
 from __future__ import annotations
@@ -179,11 +179,9 @@ def _attempt(method: str, knob: float, p: dict, seed: int, data) -> dict:
         elif method == "hessian-free":
             cost += 2.0 + HVP_COST * (hf.last_cg.iterations + 1)     # gradient + loss eval, CG products
             # CG stopped on its first direction (negative curvature along −g: the ReLU CNN's case): d = 0, the
-            # step changes nothing and λ is not raised (no predicted decrease), so the state is a fixed point
-            # of HessianFree.step and every later step would repeat it: the setting has stalled for good
+            # step changes nothing, and HessianFree raises λ until H + λI is positive definite along −g
             if hf.last_cg.iterations == 0:
                 stalls += 1
-                break
         elif method == "kfac":
             # gradient + the sampled-label backward + eigendecompositions + the two matmuls per layer
             cost += 1.0 + SAMPLED_BACKWARD + (kf.last_inversion_flops + _precondition_flops(model)) / flops_grad

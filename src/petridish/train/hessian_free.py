@@ -8,7 +8,10 @@
   On a convex quadratic with λ = 0 and enough CG iterations this is Newton's method: one step
   lands on the minimizer. λ is adapted by Levenberg–Marquardt's rule on the ratio ρ of the actual
   to the predicted reduction (×2/3 when ρ > 3/4, ×3/2 when ρ < 1/4), and a step that raises the
-  loss is rejected.
+  loss is rejected. When CG finds no descent at all (negative curvature along its first direction,
+  so d = 0 and nothing is predicted), λ is raised too (×3/2, at least to ``MIN_DAMPING``): H + λI
+  is then positive definite after a few steps, where a rule driven by ρ alone would stay at
+  d = 0 forever (the ReLU CNN of ``second-order`` did).
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ import torch
 from petridish.errors import check_number, invalid
 
 Vec = torch.Tensor
+MIN_DAMPING = 1e-3      # the λ a no-descent step raises a zero damping to (loss units per parameter²)
 
 
 @dataclass(frozen=True)
@@ -113,4 +117,6 @@ class HessianFree:
                 self.damping *= 2 / 3
             elif rho < 0.25:
                 self.damping *= 1.5
+        elif self.adapt:                      # no predicted decrease: CG met negative curvature first
+            self.damping = max(self.damping * 1.5, MIN_DAMPING)
         return new
