@@ -33,11 +33,14 @@ def _rss_mb(pid, key):
 def test_validation_bomb_leaves_the_server_small_and_responsive(tmp_path):
     """Item 1: Constant [1]*200000 -> ConstantOfShape -> 400 Relu -> Gemm (0.4 MB) took the
     server to 5.8 GB and blocked every request for 21 s. Now: a one-line 422 from the limited
-    child, the server's peak RSS stays under 400 MB, and other requests keep answering."""
+    child, the server's peak RSS grows by less than 200 MB over its peak before the bomb (≈ 340 MB on
+    its own; up to ≈ 410 MB measured inside the full suite on 2 busy cores), and other requests keep
+    answering."""
     server = LiveServer(tmp_path / "ctf", workers=1,
                         extra_env={"PETRIDISH_CTF_SCORE_MEMORY_MB": "512"}).start()
     try:
         auth = _setup(server, "bomb")
+        before = _rss_mb(server.proc.pid, "VmHWM:")  # imports and a first request: the baseline (MB)
         bomb = cm.shape_bomb(5, 2, rank=200_000, relus=400)
         result, latencies = {}, []
 
@@ -64,10 +67,10 @@ def test_validation_bomb_leaves_the_server_small_and_responsive(tmp_path):
         assert ("memory limit" in detail or "was stopped" in detail) and "\n" not in detail, detail
         peak = _rss_mb(server.proc.pid, "VmHWM:")
         lat = np.array(latencies) * 1000
-        print(f"bomb refused in {result['s']:.1f} s; server peak RSS {peak:.0f} MB; "
+        print(f"bomb refused in {result['s']:.1f} s; server peak RSS {before:.0f} -> {peak:.0f} MB; "
               f"{len(lat)} other requests meanwhile: p50 {np.median(lat):.0f} ms, "
               f"p90 {np.percentile(lat, 90):.0f} ms, max {lat.max():.0f} ms")
-        assert peak < 400, f"server peak RSS {peak:.0f} MB"
+        assert peak - before < 200, f"server peak RSS {before:.0f} -> {peak:.0f} MB"
         assert len(lat) >= 5 and np.median(lat) < 100, lat     # shared CPUs: the median, not the max
     finally:
         server.stop()
