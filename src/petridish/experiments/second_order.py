@@ -382,8 +382,7 @@ EXPERIMENT = Experiment(
               help="steps between K-FAC inverses / Shampoo inverse roots"),
     ),
     run=run, analyze=analyze, plot=plot, seeds=3, quick_seeds=3, version=3,
-    runtime="4 min 24 s with the CNN arm (262 s CPU, 430 MB peak RSS; shared 2-core machine at load 1-3; "
-            "`--quick` 50-55 s at load ≈ 1)",
+    runtime="2 min 37 s (measured on the idle AVX-512 CI machine, 2 workers; `--quick` 50-55 s at load ≈ 1)",
     # tiny: max_steps, not the wall-clock budget, ends each attempt, and 1 setting per method: run is then
     # deterministic but for its wall times (wall_metrics). With tuning > 1 the setting reported is the
     # fastest in wall time, so the default cells are not reproducible bit for bit.
