@@ -333,7 +333,7 @@ EXPERIMENT = Experiment(
     group_by=("dataset", "arch", "training", "eps", "epochs", "train_steps", "attack_steps", "restarts", "n_train",
               "n_eval"),
     analyze=analyze, plot=plot, seeds=4, quick_seeds=3,
-    runtime="1 min 22 s (measured on the idle AVX-512 CI machine)",
+    runtime="1 min 22 s",
     table_by=("dataset", "arch", "training"),
     table_metrics=("clean_acc", "robust_acc", "fgsm_acc", "white_box_success", "transfer_success", "deepfool_median"),
     bounds={k: (0.0, 1.0) for k in ("clean_acc", "robust_acc", "fgsm_acc", "white_box_success", "transfer_success",

@@ -288,7 +288,7 @@ EXPERIMENT = Experiment(
         Param("checkpoints", int, default=8, quick=5, low=2, high=1000, help="λ_max measurements along training"),
     ),
     run=run, analyze=analyze, plot=plot, seeds=3, quick_seeds=3,
-    runtime="≈ 5 min (estimated: 609 s of CPU; 18 min 11 s wall measured on a shared machine, load ≈ 5–8)",
+    runtime="4 min 14 s",
     table_by=("arch", "skip"),
     table_metrics=("line_barrier", "curve_barrier", "init_line_barrier", "lambda_max", "surface_rise", "train_error",
                    "test_error", "line_test_error_rise", "curve_test_error_rise"),

@@ -250,7 +250,7 @@ EXPERIMENT = Experiment(
     ),
     run=run, run_group=run_group, group_by=("width", "epochs", "weight_decay", "n_train", "shadows", "lr",
                                             "momentum", "batch_size"),
-    analyze=analyze, plot=plot, seeds=5, quick_seeds=3, runtime="4 min 52 s (measured on a busy shared machine, load ≈ 12; 81 s of CPU time)",
+    analyze=analyze, plot=plot, seeds=5, quick_seeds=3, runtime="28 s",
     table_by=("width", "epochs", "weight_decay"),
     table_metrics=("train_error", "test_error", "gap", "loss_auc", "shadow_auc", "lira_auc", "loss_advantage",
                    "loss_tpr_at_1pct", "lira_tpr_at_1pct"),

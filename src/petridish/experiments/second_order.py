@@ -382,7 +382,7 @@ EXPERIMENT = Experiment(
               help="steps between K-FAC inverses / Shampoo inverse roots"),
     ),
     run=run, analyze=analyze, plot=plot, seeds=3, quick_seeds=3, version=3,
-    runtime="2 min 37 s (measured on the idle AVX-512 CI machine, 2 workers; `--quick` 50-55 s at load ≈ 1)",
+    runtime="2 min 37 s",
     # tiny: max_steps, not the wall-clock budget, ends each attempt, and 1 setting per method: run is then
     # deterministic but for its wall times (wall_metrics). With tuning > 1 the setting reported is the
     # fastest in wall time, so the default cells are not reproducible bit for bit.

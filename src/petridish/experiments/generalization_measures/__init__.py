@@ -72,7 +72,7 @@ EXPERIMENT = Experiment(
     group_by=("width", "depth", "batch_size", "dropout", "momentum", "target_loss", "steps", "n_train", "n_test",
               "n_measure"),
     analyze=analyze, plot=plot, seeds=3, quick_seeds=3, version=1,
-    runtime="1 min 06 s (measured on the idle AVX-512 CI machine)",
+    runtime="1 min 06 s",
     table_by=("width", "depth", "batch_size", "lr", "weight_decay", "dropout"),
     table_metrics=("train_loss", "train_error", "test_error", "gap", "steps", "sigma_mag", "lambda_max"),
     bounds={"train_error": (0.0, 1.0), "test_error": (0.0, 1.0), "gap": (-1.0, 1.0)},
