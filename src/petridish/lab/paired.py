@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-from scipy import stats as _st
+
+from petridish.lab.stats import scipy_stats
 
 BOOTSTRAP_MIN_PAIRS = 20
 
@@ -64,9 +65,10 @@ def _t_interval(d: np.ndarray, est: float, sd: float, level: float) -> PairedDif
         p_l = 0.0 if est < 0 else 1.0
         return PairedDifference(est, (est, est), p_g, p_l, n, method)
     se = sd / math.sqrt(n)
-    half = float(_st.t.ppf(0.5 + level / 2, n - 1)) * se
+    student = scipy_stats().t
+    half = float(student.ppf(0.5 + level / 2, n - 1)) * se
     t = est / se
-    return PairedDifference(est, (est - half, est + half), float(_st.t.sf(t, n - 1)), float(_st.t.cdf(t, n - 1)),
+    return PairedDifference(est, (est - half, est + half), float(student.sf(t, n - 1)), float(student.cdf(t, n - 1)),
                             n, method)
 
 

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-from scipy import stats as _st
+
+from petridish.lab.stats import scipy_stats
 
 EXACT_MAX_N = 7
 N_PERM = 10_000
@@ -49,15 +50,16 @@ def min_points(alternative: str = "two-sided", alpha: float = 0.05) -> int:
 
 def _stat(method: str, x: np.ndarray, y: np.ndarray) -> float:
     if method == "spearman":
-        return float(_st.spearmanr(x, y).statistic)
-    return float(_st.kendalltau(x, y).statistic)
+        return float(scipy_stats().spearmanr(x, y).statistic)
+    return float(scipy_stats().kendalltau(x, y).statistic)
 
 
 def _null_stats(method: str, x: np.ndarray, y: np.ndarray, perms: np.ndarray) -> np.ndarray:
     """The statistic under each row of ``perms`` (P, n) applied to y; vectorized for Spearman."""
     if method == "spearman":
-        rx = _st.rankdata(x) - (x.size + 1) / 2
-        ry = (_st.rankdata(y) - (y.size + 1) / 2)[perms]                      # (P, n)
+        rank = scipy_stats().rankdata
+        rx = rank(x) - (x.size + 1) / 2
+        ry = (rank(y) - (y.size + 1) / 2)[perms]                                # (P, n)
         return (ry @ rx) / np.sqrt((rx ** 2).sum() * (ry ** 2).sum(axis=1))
     return _kendall_rows(np.broadcast_to(x, perms.shape), y[perms])
 
@@ -98,7 +100,7 @@ def _permutation_p(method: str, x, y, r: float, alternative: str, seed: int, n_p
 
 
 def _ranks_rows(a: np.ndarray) -> np.ndarray:
-    return _st.rankdata(a, axis=1)
+    return scipy_stats().rankdata(a, axis=1)
 
 
 def _bootstrap_z_se(method: str, x, y, seed: int) -> float:
@@ -148,6 +150,6 @@ def rank_correlation(x: Sequence[float], y: Sequence[float], *, method: str = "s
     else:
         se = math.sqrt((1 + r * r / 2) / (n - 3)) if method == "spearman" else math.sqrt(0.437 / (n - 4))
         ci_how = "Fisher's z with " + ("Bonett–Wright" if method == "spearman" else "Fieller") + " variance"
-    q = float(_st.norm.ppf(0.5 + level / 2))
+    q = float(scipy_stats().norm.ppf(0.5 + level / 2))
     ci = (math.tanh(z - q * se), math.tanh(z + q * se))
     return RankCorrelation(method, r, ci, p, n, f"{method} {symbol} over {n} points; {how}; CI: {ci_how}")

@@ -11,7 +11,13 @@ import math
 from typing import Any, Iterable, Sequence
 
 import numpy as np
-from scipy import stats as _st
+
+
+def scipy_stats():
+    """scipy.stats, imported on first use: it takes about a second to import, which a worker
+    process (it only trains) and a command that prints no interval never need to pay."""
+    from scipy import stats
+    return stats
 
 
 def mean_ci(values: Iterable[float], level: float = 0.95,
@@ -24,7 +30,7 @@ def mean_ci(values: Iterable[float], level: float = 0.95,
     m = float(v.mean())
     if v.size == 1:
         return (m, m, m)
-    half = float(_st.t.ppf(0.5 + level / 2, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size))
+    half = float(scipy_stats().t.ppf(0.5 + level / 2, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size))
     lo, hi = m - half, m + half
     if bounds is not None:
         lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
@@ -35,7 +41,7 @@ def wilson_ci(k: int, n: int, level: float = 0.95) -> tuple[float, float, float]
     """(k/n, low, high): the Wilson score interval of a binomial proportion, inside [0, 1]."""
     if n <= 0:
         return (math.nan, math.nan, math.nan)
-    z = float(_st.norm.ppf(0.5 + level / 2))
+    z = float(scipy_stats().norm.ppf(0.5 + level / 2))
     p = k / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
@@ -49,7 +55,7 @@ def curve_ci(curves: Sequence[Sequence[float]], level: float = 0.95,
     m = np.nanmean(a, axis=0)
     if a.shape[0] < 2:
         return m, m.copy(), m.copy()
-    half = _st.t.ppf(0.5 + level / 2, a.shape[0] - 1) * np.nanstd(a, axis=0, ddof=1) / math.sqrt(a.shape[0])
+    half = scipy_stats().t.ppf(0.5 + level / 2, a.shape[0] - 1) * np.nanstd(a, axis=0, ddof=1) / math.sqrt(a.shape[0])
     lo, hi = m - half, m + half
     if bounds is not None:
         lo, hi = np.maximum(lo, bounds[0]), np.minimum(hi, bounds[1])
