@@ -104,3 +104,15 @@ def test_the_cycle_finder_finds_a_cycle():
 
 def test_no_import_cycle_inside_the_package():
     assert _cycles(GRAPH) == []
+
+
+def test_a_worker_imports_no_scipy_sqlalchemy_or_plotting():
+    """What a worker process imports to run a catalogue task (the task's experiment module and
+    the worker): training needs torch, not scipy.stats (~1 s), SQLAlchemy or matplotlib, which
+    only the driver's analysis, store and figures use. Each is paid once per worker start."""
+    import subprocess
+    import sys
+    code = ("import sys, petridish.lab.worker, petridish.experiments.double_descent; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'scipy', 'sqlalchemy', 'matplotlib'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
