@@ -25,6 +25,7 @@ from petridish.ctf.scoring import Scorer
 from petridish.ctf.security import SlidingWindow
 from petridish.ctf.serving import Hardening
 from petridish.ctf.settings import Settings
+from petridish.web import first_validation_error, http_detail
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -68,16 +69,13 @@ def create_app(settings: Settings) -> FastAPI:
 def _error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"][1:]) or str(err["loc"][0])
-        got = err.get("input")
-        got_text = "nothing" if got is None else repr(got)[:80]
+        where, msg, got_text = first_validation_error(exc)
         return JSONResponse({"detail": f"The '{where}' field of {request.method} {request.url.path} "
-                                       f"is invalid: {err['msg']}. Got {got_text}."}, status_code=422)
+                                       f"is invalid: {msg}. Got {got_text}."}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
-        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        detail = http_detail(exc)
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"There is no route {request.method} {request.url.path[:100]}."
         elif exc.status_code == 405:

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from petridish.errors import PetridishError
+from petridish.web import load_typed_settings
 
 
 class Settings(BaseSettings):
@@ -46,18 +46,17 @@ class Settings(BaseSettings):
     public_url: str | None = None    # e.g. https://ctf.example.org: the only Origin a POST may carry
 
 
+def _secret_sentence(field: str, first: dict) -> str | None:
+    """The admin secret's own sentences: how to make one when it is missing, and never its value."""
+    if field != "admin_secret":
+        return None
+    if first["type"] == "missing":
+        return ("The CTF referee needs an admin secret: set the environment variable "
+                "PETRIDISH_CTF_ADMIN_SECRET to a random string of at least 16 "
+                "characters (e.g. `python -c 'import secrets; print(secrets.token_urlsafe())'`).")
+    return f"The 'admin_secret' setting of the CTF referee is invalid: {first['msg']}."
+
+
 def load_settings(**overrides) -> Settings:
     """Settings from the environment plus explicit overrides; a missing secret is one clear line."""
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    try:
-        return Settings(**overrides)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "settings"
-        if field == "admin_secret" and first["type"] == "missing":
-            raise PetridishError("The CTF referee needs an admin secret: set the environment variable "
-                                 "PETRIDISH_CTF_ADMIN_SECRET to a random string of at least 16 "
-                                 "characters (e.g. `python -c 'import secrets; print(secrets.token_urlsafe())'`).") from None
-        raise PetridishError(f"The '{field}' setting of the CTF referee is invalid: {first['msg']}. "
-                             f"Got {first.get('input')!r}." if field != "admin_secret" else
-                             f"The 'admin_secret' setting of the CTF referee is invalid: {first['msg']}.") from None
+    return load_typed_settings(Settings, "the CTF referee", overrides, special=_secret_sentence)

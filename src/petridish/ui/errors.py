@@ -7,6 +7,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from petridish.web import first_validation_error, http_detail
+
 
 def _wants_json(request: Request) -> bool:
     return request.url.path.startswith("/api/") or request.url.path.endswith((".csv", ".parquet", ".png"))
@@ -23,16 +25,13 @@ def _reply(request: Request, status: int, detail: str):
 def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"][1:]) or str(err["loc"][0])
-        got = err.get("input")
-        got_text = "nothing" if got is None else repr(got)[:80]
+        where, msg, got_text = first_validation_error(exc)
         return _reply(request, 422, f"The '{where}' parameter of {request.url.path[:100]} is invalid: "
-                                    f"{err['msg']}. Got {got_text}.")
+                                    f"{msg}. Got {got_text}.")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
-        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        detail = http_detail(exc)
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"There is no page {request.url.path[:100]}."
         return _reply(request, exc.status_code, detail)

@@ -4,10 +4,10 @@ Every setting has a safe default: loopback only, the store read-only, 50 runs a 
 """
 from __future__ import annotations
 
-from pydantic import Field, ValidationError
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from petridish.errors import PetridishError
+from petridish.web import load_typed_settings
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -26,11 +26,4 @@ class Settings(BaseSettings):
 
 def load_settings(**overrides) -> Settings:
     """Settings from the environment plus explicit overrides (None ones ignored); one clear line on error."""
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    try:
-        return Settings(**overrides)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "settings"
-        raise PetridishError(f"The '{field}' setting of the dashboard is invalid: {first['msg']}. "
-                             f"Got {first.get('input')!r}.") from None
+    return load_typed_settings(Settings, "the dashboard", overrides)
