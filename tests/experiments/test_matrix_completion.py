@@ -17,7 +17,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def quick():
-    return run_sweep("matrix-completion", quick=True, store="memory", progress=False)
+    return run_sweep("matrix-completion", quick=True, store="memory", progress=False, workers=2)
 
 
 def _ratios(cells):

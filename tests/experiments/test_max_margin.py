@@ -18,7 +18,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def quick():
-    return run_sweep("max-margin", quick=True, store="memory", progress=False)
+    return run_sweep("max-margin", quick=True, store="memory", progress=False, workers=2)
 
 
 def test_quick_gd_reaches_the_l2_direction_and_the_others_their_own(quick):

@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 
 @pytest.fixture(scope="module")
 def sweep():
-    return run_sweep("mnist1d-baselines", quick=True, seeds=2, store="memory", progress=False,
+    return run_sweep("mnist1d-baselines", quick=True, seeds=2, store="memory", progress=False, workers=2,
                      overrides={"model": ["logistic", "mlp", "cnn"], "steps": 400})
 
 

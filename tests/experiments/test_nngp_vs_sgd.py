@@ -23,7 +23,7 @@ FLOOR = {"mnist1d": 0.2, "digits": 0.85}       # above chance at 320 fitting poi
 
 @pytest.fixture(scope="module")
 def sweep():
-    res = run_sweep(EXPERIMENT.name, quick=True, store="memory", progress=False)
+    res = run_sweep(EXPERIMENT.name, quick=True, store="memory", progress=False, workers=2)
     assert all(c.status == "done" for c in res.cells)
     return res
 

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def quick():
-    return run_sweep("optimizer-bias", quick=True, store="memory", progress=False)
+    return run_sweep("optimizer-bias", quick=True, store="memory", progress=False, workers=2)
 
 
 def test_gd_from_zero_matches_the_pseudo_inverse_on_generic_underdetermined_least_squares():
