@@ -116,3 +116,15 @@ def test_a_worker_imports_no_scipy_sqlalchemy_or_plotting():
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'scipy', 'sqlalchemy', 'matplotlib'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_the_command_line_starts_without_torch():
+    """`petridish --help`, `petridish ctf ...` and the referee's server need no torch (3 s to import
+    on a 2-core machine, most of the start-up): the CLI module and the referee import none of it.
+    Commands that train import it when they run."""
+    import subprocess
+    import sys
+    code = ("import sys, petridish.cli.main, petridish.ctf.main, petridish.ctf.scoring; "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

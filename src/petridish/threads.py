@@ -11,12 +11,12 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Iterator
 
-import torch
 from threadpoolctl import threadpool_limits
 
 
 @contextmanager
 def pin_threads(n: int = 1) -> Iterator[None]:
+    import torch                       # here, not at module level: the CLI's start-up needs no torch
     n = max(1, int(n))
     old = torch.get_num_threads()
     torch.set_num_threads(n)
