@@ -121,7 +121,9 @@ def _peak(threads: int) -> float:
     """Float32 matmul peak of every core (``benchmarks/ensemble.py``'s measure)."""
     import torch
     torch.set_num_threads(os.cpu_count() or 1)
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    here = os.path.dirname(os.path.abspath(__file__))
+    if here not in sys.path:
+        sys.path.insert(0, here)
     from ensemble import matmul_peak_gflops
     peak = matmul_peak_gflops()
     torch.set_num_threads(threads)
