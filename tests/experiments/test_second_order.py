@@ -110,6 +110,17 @@ def test_quick_run_reaches_the_target_with_every_supported_method_on_both_archit
     assert len(fig.axes) == 4
 
 
+def test_a_blown_up_setting_is_diverged_and_stops_at_once():
+    # Shampoo on the CNN, seed 1: lr 0.03 (the second setting) goes from 2.3 to 365 nats in 7 steps; before the
+    # BLOW_UP rule it then sat at 2.7e13 for the rest of its budget. lr 0.01 trains on, to the step cap.
+    from petridish.experiments.second_order import BLOW_UP, EXPERIMENT, run
+    p = {**EXPERIMENT.config({"method": "shampoo", "arch": "cnn", "max_steps": 30, "time_budget": 1e6},
+                             quick=True), "tuning": 2}
+    out = run(p, 1)
+    assert out["diverged_settings"] == 1 and out["knob"] == 0.01 and out["steps_run"] == 30
+    assert math.isfinite(out["final_loss"]) and out["final_loss"] < BLOW_UP * math.log(10)
+
+
 def _cells(faster: bool, archs=ARCHS):
     rng = np.random.default_rng(0)
     out = []
