@@ -121,10 +121,11 @@ def test_a_worker_imports_no_scipy_sqlalchemy_or_plotting():
 def test_the_command_line_starts_without_torch():
     """`petridish --help`, `petridish ctf ...` and the referee's server need no torch (3 s to import
     on a 2-core machine, most of the start-up): the CLI module and the referee import none of it.
-    Commands that train import it when they run."""
+    Commands that train import it when they run; a Ray address is checked before (lab.ray_address: no
+    torch, no Ray)."""
     import subprocess
     import sys
-    code = ("import sys, petridish.cli.main, petridish.ctf.main, petridish.ctf.scoring; "
-            "print('torch' in sys.modules)")
+    code = ("import sys, petridish.cli.main, petridish.ctf.main, petridish.ctf.scoring, petridish.lab.ray_address; "
+            "print('torch' in sys.modules, 'ray' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "False"
+    assert out.strip() == "False False"

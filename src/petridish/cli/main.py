@@ -73,14 +73,17 @@ def run_cmd(
     device: str = device_option(),
 ) -> None:
     """Run (or resume) a sweep; finished cells are never recomputed."""
-    from petridish.lab.sweep import run_sweep
     if executor not in ("local", "ray"):
         raise PetridishError(f"The '--executor' option must be one of 'local', 'ray'. Got {executor!r}.")
     if seeds is not None and seeds < 1:
         raise PetridishError(f"The '--seeds' option must be an int >= 1. Got {seeds}.")
     if workers is not None and workers < 1:
         raise PetridishError(f"The '--workers' option must be an int >= 1. Got {workers}.")
+    if executor == "ray" and address:      # a wrong address fails before torch and Ray load
+        from petridish.lab.ray_address import check_reachable
+        check_reachable(address)
     from petridish.lab.source_guard import mode_for
+    from petridish.lab.sweep import run_sweep
     mode = mode_for(new_version, continue_changed)
     try:
         res = run_sweep(name, overrides=parse_sets(set_), seeds=seeds, quick=quick, store=store,

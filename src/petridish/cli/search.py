@@ -43,6 +43,9 @@ def search_cmd(
     device: str = device_option(),
 ) -> None:
     """Adaptive search; running the same command again continues the same study."""
+    if executor == "ray" and address:      # a wrong address fails before torch and Ray load
+        from petridish.lab.ray_address import check_reachable
+        check_reachable(address)
     from petridish.lab.source_guard import mode_for
     from petridish.search import run_search
     mode = mode_for(new_version, continue_changed)

@@ -20,16 +20,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
-import socket
 import tempfile
 from typing import Any, Iterator
 
 import ray
 
 from petridish.errors import PetridishError
+from petridish.lab.ray_address import check_reachable, failure, token_source
 
-_HOST_PORT = re.compile(r"^\[?(?P<host>[^\s\[\]/]+?)\]?:(?P<port>\d{1,5})$")
+__all__ = ["connect", "enable_token_auth", "token_source"]
 
 
 def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
@@ -44,13 +43,13 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
     if address is None:
         ray.init(address="local", num_cpus=num_cpus, **kwargs)     # never a cluster found running here
     else:
-        _check_reachable(address)
+        check_reachable(address)
         token = enable_token_auth()
         with _quiet_stderr() as log:
             try:
                 ray.init(address=address, **kwargs)
             except Exception as e:   # ConnectionError, AuthenticationError, version mismatch (RuntimeError)
-                raise PetridishError(_failure(address, token, f"{type(e).__name__}: {e}", log())) from None
+                raise PetridishError(failure(address, token, f"{type(e).__name__}: {e}", log())) from None
     _cluster_errors_to_stderr()
     return True
 
@@ -69,16 +68,6 @@ def _cluster_errors_to_stderr() -> None:
     worker.print_to_stdstream = to_stderr
 
 
-def token_source() -> str | None:
-    """Where this process would read Ray's auth token from, or None if there is none."""
-    if os.environ.get("RAY_AUTH_TOKEN", "").strip():
-        return "RAY_AUTH_TOKEN"
-    for path in (os.environ.get("RAY_AUTH_TOKEN_PATH"), os.path.join(os.path.expanduser("~"), ".ray", "auth_token")):
-        if path and os.path.isfile(path) and os.path.getsize(path) > 0:
-            return path
-    return None
-
-
 def enable_token_auth() -> str | None:
     """Switch Ray to token mode when RAY_AUTH_MODE is unset and a token is present; the token's source."""
     source = token_source()
@@ -91,31 +80,6 @@ def enable_token_auth() -> str | None:
     os.environ["RAY_AUTH_MODE"] = "token"
     Config.initialize("")                # refresh Ray's cached config, as Ray itself does for "auto"
     return source
-
-
-def _check_reachable(address: str, timeout: float = 5.0) -> None:
-    """Fail in seconds, not minutes, when nothing listens at HOST:PORT (Ray itself retries for minutes)."""
-    m = _HOST_PORT.match(address.strip())
-    if m is None:                        # "auto", ray://…: Ray resolves these itself
-        return
-    try:
-        socket.create_connection((m["host"], int(m["port"])), timeout=timeout).close()
-    except OSError as e:
-        raise PetridishError(_failure(address, token_source(), f"nothing answers there ({e.strerror or e})",
-                                      "")) from None
-
-
-def _failure(address: str, token: str | None, cause: str, log: str) -> str:
-    """The one line: what went wrong, and the three things to check."""
-    if "InvalidAuthToken" in log or "Unauthenticated" in log:
-        cause = "the cluster refused this driver's token"
-    elif "ersion mismatch" in cause:
-        cause = cause.splitlines()[0]
-    have = f"this driver reads one from {token}" if token else "this driver has none"
-    return (f"Could not connect to the Ray cluster at {address}: {cause.splitlines()[0]}. Check the address "
-            f"(the head node's `ray start --head --port`), the token (the head node's ~/.ray/auth_token, "
-            f"given to the driver as that file or as RAY_AUTH_TOKEN; {have}), and that the driver and the "
-            f"cluster run the same Ray version (here {ray.__version__}; `ray --version` on the head node).")
 
 
 @contextlib.contextmanager
