@@ -5,10 +5,7 @@ declarations refuse bad values with the one-line error, analyze and plot survive
 A new experiment gets this for free; it only has to declare ``tiny=``."""
 from __future__ import annotations
 
-import multiprocessing
-import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 
@@ -27,13 +24,11 @@ def _check(name: str):
 
 
 @pytest.fixture(scope="module")
-def reports():
+def reports(pmap):
     """Every experiment's suite, over one process per core: each check runs on one thread, so run one
     after another they leave a core idle (59 s in a row, 38 s over two processes on a 2-core AMD EPYC)."""
     names = sorted(n for n, e in CATALOGUE.items() if e.tiny)
-    workers = min(len(names), os.cpu_count() or 1)
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return dict(zip(names, pool.map(_check, names)))
+    return dict(zip(names, pmap(_check, names)))
 
 
 @pytest.mark.parametrize("name", sorted(CATALOGUE), ids=str)

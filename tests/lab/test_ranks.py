@@ -29,11 +29,12 @@ def test_too_few_points_are_refused_with_the_reason():
         rank_correlation([1, 2], [1, 2], method="pearson")
 
 
-@pytest.mark.parametrize("method,n,rho", [("spearman", 24, 0.0), ("spearman", 24, 0.6),
-                                          ("kendall", 24, 0.0), ("kendall", 24, 0.6)])
-def test_ci_covers_the_population_value_95_percent(method, n, rho):
-    """600 bivariate-normal samples each; the population ρ_S = (6/π)·asin(ρ/2), τ = (2/π)·asin(ρ).
-    The coverage's binomial sd is 0.0089; ±0.025 is ~2.8 sd (seeded, so deterministic)."""
+COVERAGE = [("spearman", 24, 0.0), ("spearman", 24, 0.6), ("kendall", 24, 0.0), ("kendall", 24, 0.6)]
+
+
+def _coverage(case) -> tuple[int, str]:
+    """(hits of 600, the test's name) for one (method, n, ρ): 600 bivariate-normal samples, seeded."""
+    method, n, rho = case
     truth = 6 / math.pi * math.asin(rho / 2) if method == "spearman" else 2 / math.pi * math.asin(rho)
     rng = np.random.default_rng(int(rho * 10) + n)
     cov = [[1, rho], [rho, 1]]
@@ -42,5 +43,19 @@ def test_ci_covers_the_population_value_95_percent(method, n, rho):
         d = rng.multivariate_normal([0, 0], cov, size=n)
         r = rank_correlation(d[:, 0], d[:, 1], method=method, seed=i, n_perm=0)
         hits += r.ci[0] <= truth <= r.ci[1]
-    assert "bootstrap" in r.test
+    return hits, r.test
+
+
+@pytest.fixture(scope="module")
+def coverage(pmap):
+    """The four cases' Monte Carlo loops (~7 s each, one thread) over one process per core."""
+    return dict(zip(COVERAGE, pmap(_coverage, COVERAGE)))
+
+
+@pytest.mark.parametrize("method,n,rho", COVERAGE)
+def test_ci_covers_the_population_value_95_percent(method, n, rho, coverage):
+    """600 bivariate-normal samples each; the population ρ_S = (6/π)·asin(ρ/2), τ = (2/π)·asin(ρ).
+    The coverage's binomial sd is 0.0089; ±0.025 is ~2.8 sd (seeded, so deterministic)."""
+    hits, test = coverage[(method, n, rho)]
+    assert "bootstrap" in test
     assert hits / 600 == pytest.approx(0.95, abs=0.025)
