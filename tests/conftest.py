@@ -7,12 +7,13 @@ os.environ.setdefault("PETRIDISH_CACHE", os.path.join(os.path.dirname(__file__),
 
 
 def in_processes(fn, items: list) -> list:
-    """[fn(item) for item in items] over one spawned process per core (at most one per item), for
-    independent single-threaded checks that would leave the other cores idle. ``fn`` must be a
-    module-level function of the test module (the processes import it by name)."""
+    """[fn(item) for item in items] over one spawned process per core (at most one per item, and at
+    most 4: each imports torch, ~0.3 GB), for independent single-threaded checks that would leave the
+    other cores idle. ``fn`` must be a module-level function of the test module (the processes
+    import it by name)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
-    workers = max(1, min(len(items), os.cpu_count() or 1))
+    workers = max(1, min(len(items), os.cpu_count() or 1, 4))
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         return list(pool.map(fn, items))
 
