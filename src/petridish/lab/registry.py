@@ -9,10 +9,12 @@ its package (petridish's own catalogue does, in pyproject.toml)::
 
 An entry point may name an ``Experiment`` or a function returning experiments (a dict
 name -> Experiment or any iterable of them). Entry points are loaded once, on the first
-look-up of a name that is not registered yet.
+look-up of a name that is not registered yet; a thread that looks a name up while another
+loads them waits for it (two sweeps started from two threads at once both find their names).
 """
 from __future__ import annotations
 
+import threading
 from importlib.metadata import entry_points
 from typing import Iterable
 
@@ -23,7 +25,8 @@ GROUP = "petridish.experiments"
 
 _registered: dict[str, Experiment] = {}
 _origins: dict[str, str] = {}        # name -> the distribution whose entry point declared it, or "register()"
-_loaded = {"entry_points": False}
+_loaded = {"started": False, "done": False}
+_lock = threading.RLock()            # re-entrant: a catalogue may look a name up while it loads
 
 
 def register(exp: Experiment) -> Experiment:
@@ -36,17 +39,24 @@ def register(exp: Experiment) -> Experiment:
 
 
 def _load_entry_points() -> None:
-    if _loaded["entry_points"]:
+    if _loaded["done"]:
         return
-    _loaded["entry_points"] = True
-    for ep in entry_points(group=GROUP):
-        obj = ep.load()
-        found = obj() if callable(obj) and not isinstance(obj, Experiment) else obj
-        items: Iterable = found.values() if isinstance(found, dict) else ([found] if isinstance(found, Experiment) else found)
-        dist = f"{ep.dist.name} {ep.dist.version}" if getattr(ep, "dist", None) else ep.value
-        for exp in items:
-            _registered.setdefault(exp.name, exp)    # explicit register() calls win
-            _origins.setdefault(exp.name, dist)
+    with _lock:                      # another thread's loading finishes before this one looks
+        if _loaded["started"]:       # done, or under way in this very thread
+            return
+        _loaded["started"] = True
+        try:
+            for ep in entry_points(group=GROUP):
+                obj = ep.load()
+                found = obj() if callable(obj) and not isinstance(obj, Experiment) else obj
+                items: Iterable = found.values() if isinstance(found, dict) else \
+                    ([found] if isinstance(found, Experiment) else found)
+                dist = f"{ep.dist.name} {ep.dist.version}" if getattr(ep, "dist", None) else ep.value
+                for exp in items:
+                    _registered.setdefault(exp.name, exp)    # explicit register() calls win
+                    _origins.setdefault(exp.name, dist)
+        finally:
+            _loaded["done"] = True
 
 
 def catalogue() -> dict[str, Experiment]:
