@@ -19,7 +19,6 @@ recorded as each run's source, so the server finds them as it finds any user exp
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -35,6 +34,7 @@ from pathlib import Path
 from petridish.lab import Experiment, Param
 from petridish.lab.claims import Claim
 from petridish.lab.experiment import Analysis
+from petridish.cli.script_args import ScriptParser, number_arg
 
 WIDTHS = [2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
 NOISES = [0.0, 0.1]
@@ -181,9 +181,9 @@ def time_route(client, make_url, n: int, warm: int = 20) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", type=int, default=10_000)
-    ap.add_argument("--requests", type=int, default=300)
+    ap = ScriptParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=number_arg(int, low=1), default=10_000)
+    ap.add_argument("--requests", type=number_arg(int, low=1), default=300)
     ap.add_argument("--store", default=None, help="store directory (kept; reused when already filled)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)

@@ -27,11 +27,12 @@ and has no one-at-a-time counterpart (that would take about half an hour).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 import time
+
+from petridish.cli.script_args import ScriptParser, number_arg
 
 
 def _notebook_model(width: int):
@@ -151,11 +152,11 @@ def main_flagship(as_json: bool) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--epochs", type=int, default=10, help="epochs per model (the default sweep has 500)")
-    ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--widths", type=int, default=19, help="use the first N of the 19 notebook widths")
-    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    ap = ScriptParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--epochs", type=number_arg(int, low=1), default=10, help="epochs per model (the default sweep has 500)")
+    ap.add_argument("--seeds", type=number_arg(int, low=1), default=3)
+    ap.add_argument("--widths", type=number_arg(int, low=1), default=19, help="use the first N of the 19 notebook widths")
+    ap.add_argument("--threads", type=number_arg(int, low=1), default=None, help="torch threads (default: torch's)")
     ap.add_argument("--flagship", action="store_true",
                     help="time the default double-descent sweep end to end instead (minutes)")
     ap.add_argument("--json", action="store_true", help="print one JSON document")

@@ -22,13 +22,14 @@ instead, which leaves out the time the scheduler gave to others.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import time
 
 import torch
 from torch import nn
+
+from petridish.cli.script_args import ScriptParser, number_arg
 
 LR, MOMENTUM = 0.1, 0.0
 clock = time.perf_counter              # --clock cpu: time.process_time (one thread only)
@@ -108,13 +109,13 @@ def rel_diffs(solo_params: list[dict[str, torch.Tensor]], res) -> list[float]:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", type=int, default=32)
-    ap.add_argument("--steps", type=int, default=300)
-    ap.add_argument("--batch", type=int, default=128)
-    ap.add_argument("--width", type=int, default=64)
-    ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = torch's default)")
-    ap.add_argument("--repeats", type=int, default=1, help="time each way this many times, keep the best")
+    ap = ScriptParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", type=number_arg(int, low=1), default=32)
+    ap.add_argument("--steps", type=number_arg(int, low=1), default=300)
+    ap.add_argument("--batch", type=number_arg(int, low=1), default=128)
+    ap.add_argument("--width", type=number_arg(int, low=1), default=64)
+    ap.add_argument("--threads", type=number_arg(int, low=0), default=0, help="torch intra-op threads (0 = torch's default)")
+    ap.add_argument("--repeats", type=number_arg(int, low=1), default=1, help="time each way this many times, keep the best")
     ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                     help="wall-clock or this process's CPU time (needs --threads 1)")
     ap.add_argument("--json", action="store_true", help="print one JSON document")

@@ -16,9 +16,10 @@ Timings are wall-clock on whatever machine runs this; on a shared machine they a
 """
 from __future__ import annotations
 
-import argparse
 import json
 import time
+
+from petridish.cli.script_args import ScriptParser
 
 
 def _timed_sweep(experiment: str, executor, workers: int) -> tuple[float, list]:
@@ -42,7 +43,7 @@ def _max_rel_diff(cells_a: list, cells_b: list, floor: float = 1e-10) -> float:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = ScriptParser(description=__doc__.splitlines()[0])
     ap.add_argument("--experiment", default="nngp-vs-sgd")
     ap.add_argument("--json", action="store_true", help="print one JSON document")
     args = ap.parse_args(argv)

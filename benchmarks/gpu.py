@@ -21,7 +21,6 @@ kernel caches are created by the warm-up, not timed). Without CUDA it says so an
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -29,6 +28,8 @@ import sys
 import time
 
 import torch
+
+from petridish.cli.script_args import ScriptParser, number_arg
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))   # benchmarks/ensemble.py's helpers
 
@@ -108,9 +109,9 @@ def kernels_side_by_side(x: torch.Tensor, n: int, repeat: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = ScriptParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smaller workloads (under a minute)")
-    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--repeat", type=number_arg(int, low=1), default=2)
     ap.add_argument("--json", action="store_true", help="print one JSON document")
     ap.add_argument("--out", default=None, help="also write the JSON document to this file")
     args = ap.parse_args(argv)

@@ -32,12 +32,13 @@ are the comparable numbers. Each time is the best over the rounds.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import time
 
 import numpy as np
+
+from petridish.cli.script_args import ScriptParser, number_arg
 
 
 def power_iteration_deflation(matvec, dim: int, k: int, *, tol: float = 1e-3, max_iter: int = 100,
@@ -110,15 +111,15 @@ def _rel_err(vals, ref) -> float:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=1000, help="examples (the first n of MNIST-1D's training set)")
-    ap.add_argument("--k", type=int, default=5, help="top eigenvalues")
-    ap.add_argument("--width", type=int, default=256)
-    ap.add_argument("--train-steps", type=int, default=200, help="full-batch Adam steps before measuring")
-    ap.add_argument("--repeat", type=int, default=3, help="interleaved rounds; each time is the best")
-    ap.add_argument("--resolution", type=int, default=51, help="surface grid side (0: skip the surface)")
-    ap.add_argument("--chunk", type=int, default=16, help="surface points per vmapped batch")
-    ap.add_argument("--threads", type=int, default=1,
+    ap = ScriptParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=number_arg(int, low=1), default=1000, help="examples (the first n of MNIST-1D's training set)")
+    ap.add_argument("--k", type=number_arg(int, low=1), default=5, help="top eigenvalues")
+    ap.add_argument("--width", type=number_arg(int, low=1), default=256)
+    ap.add_argument("--train-steps", type=number_arg(int, low=0), default=200, help="full-batch Adam steps before measuring")
+    ap.add_argument("--repeat", type=number_arg(int, low=1), default=3, help="interleaved rounds; each time is the best")
+    ap.add_argument("--resolution", type=number_arg(int, low=0), default=51, help="surface grid side (0: skip the surface)")
+    ap.add_argument("--chunk", type=number_arg(int, low=1), default=16, help="surface points per vmapped batch")
+    ap.add_argument("--threads", type=number_arg(int, low=1), default=1,
                     help="torch threads (1: on a busy 2-core machine two threads oversubscribe and run ~20x slower)")
     ap.add_argument("--json", action="store_true", help="print one JSON document")
     args = ap.parse_args(argv)

@@ -16,11 +16,12 @@ warm-up call, as neural-tangents is timed after its jit compilation).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import time
 
 import numpy as np
+
+from petridish.cli.script_args import ScriptParser, number_arg
 
 
 def numpy_kernels(x: np.ndarray, depth: int, w_std: float, b_std: float) -> tuple[np.ndarray, np.ndarray]:
@@ -77,14 +78,14 @@ def _neural_tangents(x: np.ndarray, depth: int, w_std: float, b_std: float, repe
 
 
 def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=4000, help="points for the analytic kernel (n x n)")
-    ap.add_argument("--depth", type=int, default=3, help="hidden layers")
+    ap = ScriptParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=number_arg(int, low=1), default=4000, help="points for the analytic kernel (n x n)")
+    ap.add_argument("--depth", type=number_arg(int, low=1), default=3, help="hidden layers")
     ap.add_argument("--w-std", type=float, default=1.5)
     ap.add_argument("--b-std", type=float, default=0.05)
-    ap.add_argument("--width", type=int, default=512, help="width of the MLP for the empirical NTK")
-    ap.add_argument("--emp-n", type=int, default=500, help="points for the empirical NTK (0: skip)")
-    ap.add_argument("--repeat", type=int, default=3, help="best of this many runs (analytic kernels)")
+    ap.add_argument("--width", type=number_arg(int, low=1), default=512, help="width of the MLP for the empirical NTK")
+    ap.add_argument("--emp-n", type=number_arg(int, low=0), default=500, help="points for the empirical NTK (0: skip)")
+    ap.add_argument("--repeat", type=number_arg(int, low=1), default=3, help="best of this many runs (analytic kernels)")
     ap.add_argument("--json", action="store_true", help="print one JSON document")
     args = ap.parse_args(argv)
 

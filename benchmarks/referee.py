@@ -15,7 +15,6 @@ HTML run. Loopback on a shared machine, server and clients on the same cores: th
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
 import concurrent.futures as cf
 import json
@@ -31,6 +30,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from petridish.cli.script_args import ScriptParser, number_arg
 
 TASK = "mnist1d"
 
@@ -219,16 +220,16 @@ def _top_frames(collapsed: Path, k: int = 12) -> list[tuple[str, float]]:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--submissions", type=int, default=40, help="ONNX models to submit and score")
-    ap.add_argument("--submit-clients", type=int, default=4, help="competitors submitting at once")
-    ap.add_argument("--scoring-workers", type=int, default=2, help="the referee's scoring processes")
-    ap.add_argument("--page-clients", type=int, default=50, help="concurrent leaderboard connections")
-    ap.add_argument("--client-processes", type=int, default=4, help="processes driving those connections")
-    ap.add_argument("--page-seconds", type=float, default=10.0, help="how long each page run lasts")
+    ap = ScriptParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--submissions", type=number_arg(int, low=1), default=40, help="ONNX models to submit and score")
+    ap.add_argument("--submit-clients", type=number_arg(int, low=1), default=4, help="competitors submitting at once")
+    ap.add_argument("--scoring-workers", type=number_arg(int, low=1), default=2, help="the referee's scoring processes")
+    ap.add_argument("--page-clients", type=number_arg(int, low=1), default=50, help="concurrent leaderboard connections")
+    ap.add_argument("--client-processes", type=number_arg(int, low=1), default=4, help="processes driving those connections")
+    ap.add_argument("--page-seconds", type=number_arg(float, low=0, low_open=True), default=10.0, help="how long each page run lasts")
     ap.add_argument("--profile", action="store_true", help="sample the server with py-spy during the "
                     "HTML run and print the frames where its time goes")
-    ap.add_argument("--timeout", type=float, default=600.0, help="give up scoring after this many s")
+    ap.add_argument("--timeout", type=number_arg(float, low=0, low_open=True), default=600.0, help="give up scoring after this many s")
     ap.add_argument("--json", action="store_true", help="print one JSON document")
     args = ap.parse_args(argv)
     for name in ("submissions", "submit_clients", "scoring_workers", "page_clients", "client_processes"):

@@ -27,14 +27,14 @@ def check_number(value: Any, name: str, owner: str, *, kind: type = float,
     """Validate a scalar and return it converted to `kind` (int or float)."""
     is_num = isinstance(value, (int, float)) and not isinstance(value, bool)
     if kind is int and (not is_num or float(value) != int(value)):
-        raise invalid(name, owner, _describe(kind, low, high, low_open, high_open), value)
+        raise invalid(name, owner, describe_number(kind, low, high, low_open, high_open), value)
     if not is_num:
-        raise invalid(name, owner, _describe(kind, low, high, low_open, high_open), value)
+        raise invalid(name, owner, describe_number(kind, low, high, low_open, high_open), value)
     v = kind(value)
     bad = (low is not None and (v <= low if low_open else v < low)) or \
           (high is not None and (v >= high if high_open else v > high))
     if bad or v != v:
-        raise invalid(name, owner, _describe(kind, low, high, low_open, high_open), value)
+        raise invalid(name, owner, describe_number(kind, low, high, low_open, high_open), value)
     return v
 
 
@@ -44,7 +44,8 @@ def check_choice(value: Any, name: str, owner: str, choices) -> Any:
     return value
 
 
-def _describe(kind: type, low, high, low_open: bool, high_open: bool) -> str:
+def describe_number(kind: type, low, high, low_open: bool, high_open: bool) -> str:
+    """The constraint part of the message template: "an int >= 1", "a float > 0 and <= 1"."""
     article = "an int" if kind is int else "a float"
     parts = []
     if low is not None:
@@ -52,3 +53,20 @@ def _describe(kind: type, low, high, low_open: bool, high_open: bool) -> str:
     if high is not None:
         parts.append(f"{'<' if high_open else '<='} {high}")
     return article + (" " + " and ".join(parts) if parts else "")
+
+
+def one_line(e: BaseException) -> str:
+    """An exception's message on one line. For a database error, the driver's own message: psycopg's spans
+    two lines, and SQLAlchemy's wrapper adds the statement and a link to its docs."""
+    orig = getattr(e, "orig", None) or e
+    return " ".join(line.strip() for line in str(orig).splitlines() if line.strip())
+
+
+def shown_url(url: str) -> str:
+    """A database URL as messages and logs show it: the password masked ("***"), so an error line
+    never carries a secret into a terminal's scrollback or a CI log."""
+    from sqlalchemy.engine import make_url
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:                      # not a URL at all: nothing in it parses as a password
+        return url

@@ -52,6 +52,9 @@ def test_run_json_is_one_document_with_the_documented_shape(capsys, store_dir):
     (["show", "zzzzzz"], "No run 'zzzzzz'"),
     (["frobnicate"], "No such command"),
     (["bench", "nope"], "The 'NAME' argument of bench must be one of"),
+    (["bench", "ensemble", "--models", "0"],
+     "argument --models: must be an int >= 1. Got 0. (see 'petridish bench ensemble --help')"),
+    (["bench", "ensemble", "--clock", "sundial"], "argument --clock: invalid choice: 'sundial'"),
 ])
 def test_bad_input_gives_one_line_and_exit_2(capsys, store_dir, args, needle):
     rc, out, err = run_cli(capsys, *args, "--store", store_dir) if args[0] in ("run", "show") else run_cli(capsys, *args)
@@ -59,6 +62,25 @@ def test_bad_input_gives_one_line_and_exit_2(capsys, store_dir, args, needle):
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], err
     assert "Traceback" not in err
+
+
+def test_bench_help_lists_the_benchmarks_and_a_benchmark_shows_its_own_help(capsys):
+    rc, out, _ = run_cli(capsys, "bench", "--help")
+    assert rc == 0 and "Benchmarks: " in out and "ensemble" in out.split("Benchmarks: ")[1]
+    rc, out, _ = run_cli(capsys, "bench", "ensemble", "--help")
+    assert rc == 0 and out.startswith("usage: petridish bench ensemble") and "--models" in out
+
+
+@pytest.mark.parametrize("url, needle", [
+    ("postgresql+psycopg://bob:hunter2@127.0.0.1:1/db", "Connection refused"),      # nothing listens on port 1
+    ("sqlite:////nonexistent/dir/runs.db", "unable to open database file"),
+])
+def test_a_store_that_cannot_be_opened_is_one_line_without_the_password(capsys, url, needle):
+    rc, out, err = run_cli(capsys, "run", "linear-double-descent", "--quick", "--store", url)
+    lines = err.strip().splitlines()
+    shown = url.replace("hunter2", "***")
+    assert rc == 2 and len(lines) == 1 and lines[0].startswith(f"error: Could not open the results store at {shown}: ")
+    assert needle in lines[0] and "sqlalche.me" not in lines[0] and "hunter2" not in err, err
 
 
 def test_debug_shows_a_traceback(store_dir):

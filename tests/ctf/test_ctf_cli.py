@@ -119,6 +119,16 @@ def test_serve_needs_the_admin_secret(cli):
     assert rc == 2 and "PETRIDISH_CTF_ADMIN_SECRET" in err and err.count("\n") == 1
 
 
+@pytest.mark.parametrize("url, needle", [
+    ("postgresql+psycopg://bob:hunter2@127.0.0.1:1/ctf", "Connection refused"),   # nothing listens on port 1
+    ("notaurl", "Could not parse SQLAlchemy URL"),
+])
+def test_serve_with_a_database_it_cannot_open_is_one_line_without_the_password(cli, tmp_path, url, needle):
+    rc, out, err = cli("ctf", "serve", "--port", "8123", "--db", url, "--data-dir", str(tmp_path), admin=True)
+    assert rc == 2 and err.count("\n") == 1 and err.startswith("error: Could not open the referee's database at ")
+    assert needle in err and "hunter2" not in err and "Traceback" not in err, err
+
+
 def test_cli_registration_policy_invitations_and_issued_tokens(cli, live_server):
     srv = ["--server", live_server.url]
     rc, out, _ = cli("ctf", "registration", "close", "--json", *srv, admin=True)

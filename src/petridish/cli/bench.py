@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import typer
@@ -37,11 +38,21 @@ def run_benchmark(name: str, argv: list[str]) -> object:
     spec = importlib.util.spec_from_file_location(f"petridish_bench_{name}", folder / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.main(argv)
+    saved, sys.argv = sys.argv, [f"petridish bench {name}", *argv]   # argparse's prog, in its help and errors
+    try:
+        return module.main(argv)
+    finally:
+        sys.argv = saved
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("bench", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+    # no --help of its own: `petridish bench ensemble --help` is the script's help
+    @app.command("bench", add_help_option=False,
+                 context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
     def bench(ctx: typer.Context, name: str = typer.Argument(..., help="A script in benchmarks/, e.g. ensemble.")) -> None:
-        """Run a benchmark from benchmarks/ (extra arguments go to the script, e.g. --json)."""
+        """Run a benchmark from benchmarks/ (extra arguments go to the script, e.g. --json or --help)."""
+        if name in ("-h", "--help"):
+            typer.echo(ctx.get_help())
+            typer.echo("\nBenchmarks: " + (", ".join(available(benchmarks_dir())) or "none found"))
+            return
         run_benchmark(name, list(ctx.args))

@@ -263,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: every finished cell is stored; run the same command again to resume.", file=sys.stderr)
         return 130
+    except SystemExit as e:            # a benchmark script's argparse (--help, or its one-line error)
+        return e.code if isinstance(e.code, int) else 0 if e.code is None else 2
 
 
 if __name__ == "__main__":

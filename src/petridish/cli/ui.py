@@ -16,6 +16,7 @@ def register(app: typer.Typer) -> None:
         """A read-only web dashboard over the store: runs, figures, CIs, live progress, comparisons."""
         import uvicorn
 
+        from petridish.errors import shown_url
         from petridish.ui import create_app, load_settings
         from petridish.ui.settings import LOOPBACK
         settings = load_settings(store=store, host=host, port=port)
@@ -23,6 +24,6 @@ def register(app: typer.Typer) -> None:
         if settings.host not in LOOPBACK:
             typer.echo(f"warning: the dashboard has no login; anyone who can reach {settings.host}:{settings.port} "
                        "can read every run in this store.", err=True)
-        typer.echo(f"petridish dashboard on http://{settings.host}:{settings.port}  (store: {app_.state.store.url})",
+        typer.echo(f"petridish dashboard on http://{settings.host}:{settings.port}  (store: {shown_url(app_.state.store.url)})",
                    err=True)
         uvicorn.run(app_, host=settings.host, port=settings.port, log_level=log_level, server_header=False)

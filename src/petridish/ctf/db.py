@@ -16,6 +16,8 @@ from sqlalchemy import (Float, ForeignKey, Integer, LargeBinary, String, Text, D
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
+from petridish.errors import PetridishError, one_line, shown_url
+
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)   # naive UTC everywhere
@@ -120,6 +122,15 @@ def make_engine(url: str, *, durable: bool = True) -> Engine:
     start-up. Its commits skip the fsync, which on a slow disk is what keeps submit latency low.
     Only SQLite distinguishes the two.
     """
+    try:
+        engine = _engine(url, durable)
+        Base.metadata.create_all(engine)
+    except Exception as e:                 # a bad URL, a missing driver, a server that is down
+        raise PetridishError(f"Could not open the referee's database at {shown_url(url)}: {one_line(e)}") from None
+    return engine
+
+
+def _engine(url: str, durable: bool) -> Engine:
     if url.startswith("sqlite"):
         # one connection per concurrent request thread (anyio runs up to 40) plus the scorers
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
@@ -134,7 +145,6 @@ def make_engine(url: str, *, durable: bool = True) -> Engine:
             cur.close()
     else:
         engine = create_engine(url, pool_pre_ping=True, pool_size=20, max_overflow=20)   # always durable
-    Base.metadata.create_all(engine)
     return engine
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import (Column, Float, Index, Integer, MetaData, String, Table, 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
-from petridish.errors import PetridishError
+from petridish.errors import PetridishError, one_line, shown_url
 from petridish.lab.experiment import Cell
 from petridish.lab.store.base import RunRecord, Store
 
@@ -107,7 +107,7 @@ class SQLStore(Store):
             else:
                 _create_schema(self.engine)
         except Exception as e:
-            raise PetridishError(f"Could not open the results store at {self.url}: {e}") from None
+            raise PetridishError(f"Could not open the results store at {shown_url(self.url)}: {one_line(e)}") from None
 
     # runs -------------------------------------------------------------------------------
     def create_run(self, run: RunRecord, keys: list[str]) -> None:
@@ -263,3 +263,4 @@ def _sqlite_readonly_pragmas(dbapi_conn, _record) -> None:
 
 
 _ = math  # NaN/inf metrics round-trip through json with allow_nan
+
