@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from petridish.cli.main import main
+from petridish.lab.store import open_store
 
 PETRIDISH = [sys.executable, "-m", "petridish.cli.main"]
 
@@ -49,7 +50,6 @@ def test_run_json_is_one_document_with_the_documented_shape(capsys, store_dir):
     (["run", "linear-double-descent", "--workers", "0"], "The '--workers' option must be an int >= 1"),
     (["run", "linear-double-descent", "--executor", "mpi"], "The '--executor' option must be one of"),
     (["run", "linear-double-descent", "--bogus"], "No such option: --bogus"),
-    (["show", "zzzzzz"], "No run 'zzzzzz'"),
     (["frobnicate"], "No such command"),
     (["bench", "nope"], "The 'NAME' argument of bench must be one of"),
     (["bench", "ensemble", "--models", "0"],
@@ -81,6 +81,18 @@ def test_a_store_that_cannot_be_opened_is_one_line_without_the_password(capsys, 
     shown = url.replace("hunter2", "***")
     assert rc == 2 and len(lines) == 1 and lines[0].startswith(f"error: Could not open the results store at {shown}: ")
     assert needle in lines[0] and "sqlalche.me" not in lines[0] and "hunter2" not in err, err
+
+
+@pytest.mark.parametrize("command", [["runs"], ["show", "abc"], ["report", "abc"], ["export", "abc"]])
+def test_reading_a_store_that_is_not_there_says_so_and_creates_nothing(capsys, tmp_path, command):
+    missing = tmp_path / "typo"
+    rc, out, err = run_cli(capsys, *command, "--store", str(missing))
+    assert rc == 2 and err.count("\n") == 1 and f"There is no results store at {missing}" in err, err
+    assert not missing.exists()                   # a read never makes an empty store where the user mistyped
+    open_store(str(tmp_path / "empty"))           # a store that exists, without the run
+    rc, out, err = run_cli(capsys, *command, "--store", str(tmp_path / "empty"))
+    needle = "No runs in the store" if command == ["runs"] else "No run 'abc' in the store sqlite:///"
+    assert rc == (0 if command == ["runs"] else 2) and err.count("\n") == 1 and needle in err, err
 
 
 def test_debug_shows_a_traceback(store_dir):

@@ -120,11 +120,12 @@ def report_dir(store: Optional[str], out: Optional[str]) -> str:
 
 
 def _find_run(store: Optional[str], run: str):
+    from petridish.errors import shown_url
     from petridish.lab.store import open_store
-    st = open_store(store)
+    st = open_store(store, read_only=True)
     rec = st.get_run(run)
     if rec is None:
-        raise PetridishError(f"No run '{run}' in the store {getattr(st, 'url', store)}. "
+        raise PetridishError(f"No run '{run}' in the store {shown_url(getattr(st, 'url', store))}. "
                              "Run 'petridish runs' to list runs.")
     return st, rec
 
@@ -163,9 +164,12 @@ def _write_report(store: Optional[str], run: str, out: Optional[str]):
 def runs_cmd(store: Optional[str] = typer.Option(None, "--store"),
              as_json: bool = typer.Option(False, "--json")) -> None:
     """The runs in the store, newest first."""
+    from petridish.errors import shown_url
     from petridish.lab.store import open_store
-    st = open_store(store)
+    st = open_store(store, read_only=True)
     runs = st.list_runs()
+    if not runs and not as_json:
+        typer.echo(f"No runs in the store {shown_url(getattr(st, 'url', store))}.", err=True)
     if as_json:
         emit_json([{"run": r.id, "experiment": r.experiment, "status": r.status, "cells": r.n_cells,
                     "wall_time": r.wall_time, "created": r.created} for r in runs])
